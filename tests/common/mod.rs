@@ -18,6 +18,8 @@
 //! command that starts it: nothing is skipped.
 #![allow(dead_code, unreachable_pub)] // each test binary uses a part of the harness
 
+pub mod wire;
+
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -1,0 +1,622 @@
+//! The fault proxy in front of the real DynamoDB Local: what the SDK sees
+//! through it, and what DynamoDB holds afterwards.
+//!
+//! Capacity is modelled in real time, so no test asserts on durations: counts
+//! are checked exactly where the model makes them exact (one bank evaluated at
+//! one instant) and otherwise within bounds derived from the elapsed time.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use dynagate_fault_proxy::{
+    Capacity, ErrorKind, FaultProxy, HotKey, ProxyConfig, Rule, RuleSet, RunningProxy, Upstream,
+};
+
+/// A proxy on a free loopback port in front of the tests' DynamoDB, seeded.
+async fn start_proxy(rules: Vec<Rule>) -> RunningProxy {
+    let upstream = Upstream::parse(&common::dynamodb_endpoint())
+        .expect("the fault proxy forwards to a plain http:// DynamoDB endpoint");
+    let config = ProxyConfig::default()
+        .with_listen("127.0.0.1:0".parse().expect("loopback address"))
+        .with_upstream(upstream)
+        .with_seed(20_240_101)
+        .with_rules(RuleSet::new(rules).expect("valid rules"));
+    FaultProxy::start(config)
+        .await
+        .expect("the fault proxy starts")
+}
+
+/// An SDK client (retries off, as dynagate builds it) that talks through the proxy.
+async fn client_through(proxy: &RunningProxy) -> Client {
+    let config = common::sdk_config()
+        .await
+        .to_builder()
+        .endpoint_url(proxy.url())
+        .build();
+    dynagate::client::sdk_client(&config)
+}
+
+fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_owned())
+}
+
+async fn put(client: &Client, table: &str, pk: &str) -> Result<(), SdkError<PutItemError>> {
+    client
+        .put_item()
+        .table_name(table)
+        .item("pk", s(pk))
+        .item("v", s("x"))
+        .send()
+        .await
+        .map(|_| ())
+}
+
+/// Whether DynamoDB itself (not through the proxy) holds the item `pk`.
+async fn stored(table: &common::TestTable, pk: &str) -> bool {
+    table
+        .client()
+        .get_item()
+        .table_name(table.name())
+        .key("pk", s(pk))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("direct GetItem")
+        .item
+        .is_some()
+}
+
+async fn stored_count(table: &common::TestTable) -> i32 {
+    table
+        .client()
+        .scan()
+        .table_name(table.name())
+        .select(aws_sdk_dynamodb::types::Select::Count)
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("direct Scan")
+        .count
+}
+
+fn table_arn(table: &str) -> String {
+    let region = std::env::var("AWS_REGION")
+        .ok()
+        .filter(|r| !r.trim().is_empty())
+        .unwrap_or_else(|| "us-east-1".to_owned());
+    format!("arn:aws:dynamodb:{region}:000000000000:table/{table}")
+}
+
+/// Asserts `error` is the ProvisionedThroughputExceededException DynamoDB sends.
+fn assert_throttled(error: &SdkError<PutItemError>, reason: &str, table: &str) {
+    let Some(PutItemError::ProvisionedThroughputExceededException(e)) = error.as_service_error()
+    else {
+        panic!("expected ProvisionedThroughputExceededException, got {error:?}");
+    };
+    let reasons = e.throttling_reasons();
+    assert_eq!(reasons.len(), 1, "{e:?}");
+    assert_eq!(reasons[0].reason(), Some(reason));
+    assert_eq!(reasons[0].resource(), Some(table_arn(table).as_str()));
+    assert_eq!(
+        e.message(),
+        Some(
+            "The level of configured provisioned throughput for the table was exceeded. \
+             Consider increasing your provisioning level with the UpdateTable API."
+        )
+    );
+    let status = error.raw_response().map(|r| r.status().as_u16());
+    assert_eq!(status, Some(400));
+}
+
+#[tokio::test]
+async fn forwards_a_put_and_a_get_unchanged() {
+    let table = common::TestTable::create("proxy-forward").await;
+    let proxy = start_proxy(vec![]).await;
+    let client = client_through(&proxy).await;
+
+    put(&client, table.name(), "alice")
+        .await
+        .expect("put through the proxy");
+    let item = client
+        .get_item()
+        .table_name(table.name())
+        .key("pk", s("alice"))
+        .send()
+        .await
+        .expect("get through the proxy")
+        .item
+        .expect("the item is returned");
+    assert_eq!(item.get("v"), Some(&s("x")));
+    assert!(stored(&table, "alice").await, "the write reached DynamoDB");
+
+    let stats = proxy.stats();
+    let puts = stats.operation(table.name(), "PutItem");
+    assert_eq!((puts.requests, puts.forwarded), (1, 1));
+    assert_eq!(puts.write_units, 1.0);
+    let gets = stats.operation(table.name(), "GetItem");
+    assert_eq!((gets.requests, gets.forwarded), (1, 1));
+    assert_eq!(
+        gets.read_units, 0.5,
+        "eventually consistent read of a small item"
+    );
+    proxy.shutdown().await;
+    table.delete().await;
+}
+
+#[tokio::test]
+async fn a_burst_beyond_write_capacity_is_throttled_like_dynamodb() {
+    let table = common::TestTable::create("proxy-wcu").await;
+    let proxy = start_proxy(vec![
+        Rule::new(table.name(), "*").with_capacity(Capacity::new(None, Some(5))),
+    ])
+    .await;
+    let client = client_through(&proxy).await;
+
+    let started = Instant::now();
+    let mut admitted = Vec::new();
+    let mut throttled = 0;
+    for i in 0..20 {
+        let pk = format!("item-{i}");
+        match put(&client, table.name(), &pk).await {
+            Ok(()) => {
+                assert_ne!(
+                    i, 0,
+                    "the bank starts empty: the first write cannot be paid"
+                );
+                admitted.push(pk);
+            }
+            Err(error) => {
+                assert_throttled(
+                    &error,
+                    "TableWriteProvisionedThroughputExceeded",
+                    table.name(),
+                );
+                throttled += 1;
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    // 5 WCU/s from the first request on: at most 5 per elapsed second were paid.
+    let most = (5.0 * elapsed.as_secs_f64()).floor() as usize;
+    assert!(
+        admitted.len() <= most,
+        "{} admitted in {elapsed:?}, at most {most} expected",
+        admitted.len()
+    );
+    assert_eq!(admitted.len() + throttled, 20);
+
+    // Exactly the admitted writes are in DynamoDB.
+    assert_eq!(stored_count(&table).await as usize, admitted.len());
+    for pk in &admitted {
+        assert!(stored(&table, pk).await, "{pk} was admitted but is missing");
+    }
+
+    let puts = proxy.stats().operation(table.name(), "PutItem");
+    assert_eq!(puts.requests, 20);
+    assert_eq!(puts.forwarded as usize, admitted.len());
+    assert_eq!(
+        puts.throttled
+            .get("TableWriteProvisionedThroughputExceeded")
+            .copied(),
+        Some(throttled as u64)
+    );
+
+    // The bank refills at 5 WCU/s: after 400 ms at least 2 units are back.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    put(&client, table.name(), "after-refill")
+        .await
+        .expect("capacity refilled");
+    proxy.shutdown().await;
+    table.delete().await;
+}
+
+#[tokio::test]
+async fn injected_internal_server_error_never_reaches_dynamodb() {
+    let table = common::TestTable::create("proxy-500").await;
+    let proxy = start_proxy(vec![
+        Rule::new(table.name(), "PutItem").with_error(ErrorKind::InternalServerError, 1.0),
+    ])
+    .await;
+    let client = client_through(&proxy).await;
+
+    let error = put(&client, table.name(), "ghost")
+        .await
+        .expect_err("injected error");
+    assert_eq!(error.raw_response().map(|r| r.status().as_u16()), Some(500));
+    assert!(
+        error
+            .as_service_error()
+            .is_some_and(PutItemError::is_internal_server_error),
+        "{error:?}"
+    );
+    assert!(!stored(&table, "ghost").await, "nothing was forwarded");
+
+    let puts = proxy.stats().operation(table.name(), "PutItem");
+    assert_eq!(puts.injected.get("internal_server_error"), Some(&1));
+    assert_eq!(puts.forwarded, 0);
+    proxy.shutdown().await;
+    table.delete().await;
+}
+
+#[tokio::test]
+async fn every_injected_kind_reaches_the_sdk_with_its_status_and_code() {
+    let table = common::TestTable::create("proxy-kinds").await;
+    let proxy = start_proxy(vec![]).await;
+    let client = client_through(&proxy).await;
+    let cases = [
+        (
+            ErrorKind::ProvisionedThroughputExceeded,
+            400,
+            "ProvisionedThroughputExceededException",
+        ),
+        (ErrorKind::Throttling, 400, "ThrottlingException"),
+        (ErrorKind::InternalServerError, 500, "InternalServerError"),
+        (ErrorKind::ServiceUnavailable, 503, "ServiceUnavailable"),
+    ];
+    for (kind, status, code) in cases {
+        proxy.set_rules(
+            RuleSet::new(vec![Rule::new(table.name(), "*").with_error(kind, 1.0)]).unwrap(),
+        );
+        let error = put(&client, table.name(), "k").await.expect_err("injected");
+        assert_eq!(
+            error.raw_response().map(|r| r.status().as_u16()),
+            Some(status),
+            "{kind}"
+        );
+        assert_eq!(error.code(), Some(code), "{kind}: {error:?}");
+        if kind == ErrorKind::ProvisionedThroughputExceeded {
+            assert_throttled(
+                &error,
+                "TableWriteProvisionedThroughputExceeded",
+                table.name(),
+            );
+        }
+        if kind == ErrorKind::Throttling {
+            assert!(
+                error
+                    .as_service_error()
+                    .is_some_and(PutItemError::is_throttling_exception)
+            );
+        }
+    }
+    assert_eq!(
+        proxy
+            .stats()
+            .operation(table.name(), "PutItem")
+            .injected_total(),
+        4
+    );
+    proxy.shutdown().await;
+    table.delete().await;
+}
+
+#[tokio::test]
+async fn a_dropped_response_fails_at_the_client_but_the_write_is_applied() {
+    let table = common::TestTable::create("proxy-drop").await;
+    let proxy = start_proxy(vec![
+        Rule::new(table.name(), "PutItem").with_drop_response(1.0),
+    ])
+    .await;
+    let client = client_through(&proxy).await;
+
+    let error = put(&client, table.name(), "applied")
+        .await
+        .expect_err("no response");
+    assert!(
+        matches!(
+            error,
+            SdkError::DispatchFailure(_) | SdkError::ResponseError(_)
+        ),
+        "a lost response, not a service error: {error:?}"
+    );
+    assert!(
+        error
+            .raw_response()
+            .is_none_or(|r| r.status().as_u16() != 200)
+    );
+    assert!(
+        stored(&table, "applied").await,
+        "the write reached DynamoDB"
+    );
+
+    let puts = proxy.stats().operation(table.name(), "PutItem");
+    assert_eq!((puts.forwarded, puts.dropped_responses), (1, 1));
+    // Reads are never dropped.
+    client
+        .get_item()
+        .table_name(table.name())
+        .key("pk", s("applied"))
+        .send()
+        .await
+        .expect("reads are answered");
+    proxy.shutdown().await;
+    table.delete().await;
+}
+
+#[tokio::test]
+async fn batch_write_under_partial_capacity_returns_the_rest_as_unprocessed() {
+    let table = common::TestTable::create("proxy-batch").await;
+    // 3 units banked, 1 more per second: a 6-item batch evaluated at one
+    // instant has exactly 3 items paid.
+    let capacity = Capacity::new(None, Some(1)).with_initial_units(0, 3);
+    let proxy = start_proxy(vec![Rule::new(table.name(), "*").with_capacity(capacity)]).await;
+    let client = client_through(&proxy).await;
+
+    let requests = |prefix: &str| -> Vec<WriteRequest> {
+        (0..6)
+            .map(|i| {
+                let put = PutRequest::builder()
+                    .item("pk", s(&format!("{prefix}-{i}")))
+                    .build()
+                    .expect("put request");
+                WriteRequest::builder().put_request(put).build()
+            })
+            .collect()
+    };
+    let output = client
+        .batch_write_item()
+        .request_items(table.name(), requests("a"))
+        .send()
+        .await
+        .expect("a partial batch succeeds");
+    let unprocessed = output
+        .unprocessed_items()
+        .and_then(|items| items.get(table.name()))
+        .expect("unprocessed items for the table");
+    let unprocessed_keys: Vec<&AttributeValue> = unprocessed
+        .iter()
+        .filter_map(|w| w.put_request()?.item().get("pk"))
+        .collect();
+    assert_eq!(unprocessed_keys, [&s("a-3"), &s("a-4"), &s("a-5")]);
+    for i in 0..6 {
+        assert_eq!(stored(&table, &format!("a-{i}")).await, i < 3, "a-{i}");
+    }
+
+    // Right after, the bank is (nearly) empty: nothing fits, so the whole
+    // batch is throttled.
+    let error = client
+        .batch_write_item()
+        .request_items(table.name(), requests("b"))
+        .send()
+        .await
+        .expect_err("nothing fits");
+    assert!(
+        error
+            .as_service_error()
+            .is_some_and(|e| e.is_provisioned_throughput_exceeded_exception()),
+        "{error:?}"
+    );
+    assert_eq!(stored_count(&table).await, 3);
+
+    let batch = proxy.stats().operation(table.name(), "BatchWriteItem");
+    assert_eq!(batch.requests, 2);
+    assert_eq!(batch.forwarded, 1);
+    assert_eq!(batch.unprocessed, 3);
+    assert_eq!(batch.write_units, 3.0);
+    assert_eq!(batch.throttled_total(), 1);
+    proxy.shutdown().await;
+    table.delete().await;
+}
+
+#[tokio::test]
+async fn reads_go_into_debt_and_are_refused_until_it_is_repaid() {
+    let table = common::TestTable::create("proxy-rcu").await;
+    let big = "x".repeat(10_000); // 3 blocks of 4 KB: 3 RCU strongly consistent
+    table
+        .client()
+        .put_item()
+        .table_name(table.name())
+        .item("pk", s("big"))
+        .item("blob", s(&big))
+        .send()
+        .await
+        .expect("direct put");
+    let proxy = start_proxy(vec![
+        Rule::new(table.name(), "*").with_capacity(Capacity::new(Some(1), None)),
+    ])
+    .await;
+    let client = client_through(&proxy).await;
+    let get = || {
+        client
+            .get_item()
+            .table_name(table.name())
+            .key("pk", s("big"))
+            .consistent_read(true)
+            .send()
+    };
+
+    get()
+        .await
+        .expect("an empty bank is not in debt: the first read is admitted");
+    let error = get().await.expect_err("3 RCU of debt at 1 RCU/s");
+    let reason = error
+        .as_service_error()
+        .and_then(|e| match e {
+            aws_sdk_dynamodb::operation::get_item::GetItemError::ProvisionedThroughputExceededException(e) => {
+                e.throttling_reasons().first()?.reason().map(str::to_owned)
+            }
+            _ => None,
+        });
+    assert_eq!(
+        reason.as_deref(),
+        Some("TableReadProvisionedThroughputExceeded")
+    );
+
+    let gets = proxy.stats().operation(table.name(), "GetItem");
+    assert_eq!(gets.read_units, 3.0);
+    assert_eq!(gets.forwarded, 1);
+    proxy.shutdown().await;
+    table.delete().await;
+}
+
+#[tokio::test]
+async fn batch_get_holds_back_the_tables_in_debt_as_unprocessed_keys() {
+    let limited = common::TestTable::create("proxy-bget-a").await;
+    let free = common::TestTable::create("proxy-bget-b").await;
+    for table in [&limited, &free] {
+        table
+            .client()
+            .put_item()
+            .table_name(table.name())
+            .item("pk", s("k"))
+            .send()
+            .await
+            .expect("direct put");
+    }
+    let proxy = start_proxy(vec![
+        Rule::new(limited.name(), "*").with_capacity(Capacity::new(Some(1), None)),
+    ])
+    .await;
+    let client = client_through(&proxy).await;
+    // One strongly consistent read puts the limited table 1 RCU into debt.
+    client
+        .get_item()
+        .table_name(limited.name())
+        .key("pk", s("k"))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("admitted: the bank is empty, not in debt");
+    client
+        .get_item()
+        .table_name(limited.name())
+        .key("pk", s("k"))
+        .send()
+        .await
+        .expect_err("in debt");
+
+    let keys = |table: &str| {
+        aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+            .keys([("pk".to_owned(), s("k"))].into())
+            .build()
+            .map(|keys| (table.to_owned(), keys))
+            .expect("keys")
+    };
+    let output = client
+        .batch_get_item()
+        .set_request_items(Some([keys(limited.name()), keys(free.name())].into()))
+        .send()
+        .await
+        .expect("a partial batch succeeds");
+    let responses = output.responses().expect("responses");
+    assert_eq!(responses.get(free.name()).map(Vec::len), Some(1));
+    assert!(!responses.contains_key(limited.name()));
+    let unprocessed = output.unprocessed_keys().expect("unprocessed keys");
+    assert_eq!(
+        unprocessed.get(limited.name()).map(|k| k.keys().len()),
+        Some(1)
+    );
+    assert!(!unprocessed.contains_key(free.name()));
+
+    // A batch is counted under the first table it names (in JSON key order).
+    let stats = proxy.stats();
+    let batch = [limited.name(), free.name()].map(|t| stats.operation(t, "BatchGetItem"));
+    assert_eq!(batch[0].requests + batch[1].requests, 1);
+    assert_eq!(batch[0].unprocessed + batch[1].unprocessed, 1);
+    assert_eq!(
+        proxy
+            .stats()
+            .operation(free.name(), "BatchGetItem")
+            .read_units,
+        0.5
+    );
+    proxy.shutdown().await;
+    limited.delete().await;
+    free.delete().await;
+}
+
+#[tokio::test]
+async fn a_hot_key_is_throttled_while_other_keys_pass() {
+    let table = common::TestTable::create("proxy-hot").await;
+    let capacity = Capacity::new(None, Some(1000)).with_initial_units(0, 1000);
+    let proxy = start_proxy(vec![
+        Rule::new(table.name(), "*")
+            .with_capacity(capacity)
+            .with_hot_key(HotKey::new("pk").with_units(3000, 1)),
+    ])
+    .await;
+    let client = client_through(&proxy).await;
+
+    // 1 WCU per second for one key value, while the table has 1000 banked.
+    put(&client, table.name(), "hot")
+        .await
+        .expect("1st write to the key");
+    let error = put(&client, table.name(), "hot")
+        .await
+        .expect_err("2nd write to the key in the same second");
+    assert_throttled(&error, "TableWriteKeyRangeThroughputExceeded", table.name());
+    put(&client, table.name(), "cold")
+        .await
+        .expect("another key is not limited");
+
+    let puts = proxy.stats().operation(table.name(), "PutItem");
+    assert_eq!(
+        puts.throttled.get("TableWriteKeyRangeThroughputExceeded"),
+        Some(&1)
+    );
+    proxy.shutdown().await;
+    table.delete().await;
+}
+
+#[tokio::test]
+async fn rules_replaced_at_run_time_change_behaviour_at_once() {
+    let table = common::TestTable::create("proxy-set-rules").await;
+    let generous = Capacity::new(None, Some(1000)).with_initial_units(0, 1000);
+    let proxy = start_proxy(vec![Rule::new(table.name(), "*").with_capacity(generous)]).await;
+    let client = client_through(&proxy).await;
+    for i in 0..5 {
+        put(&client, table.name(), &format!("before-{i}"))
+            .await
+            .expect("generous capacity");
+    }
+
+    // Lower the table's capacity mid-run: the bank is cut to the new size
+    // (1 WCU/s, 1 second of burst), so one write passes and the next does not.
+    let scarce = Capacity::new(None, Some(1)).with_burst_seconds(1);
+    proxy
+        .set_rules(RuleSet::new(vec![Rule::new(table.name(), "*").with_capacity(scarce)]).unwrap());
+    put(&client, table.name(), "after-0")
+        .await
+        .expect("the one banked unit");
+    let error = put(&client, table.name(), "after-1")
+        .await
+        .expect_err("bank used up");
+    assert_throttled(
+        &error,
+        "TableWriteProvisionedThroughputExceeded",
+        table.name(),
+    );
+
+    // And errors can be switched on and off.
+    proxy.set_rules(
+        RuleSet::new(vec![
+            Rule::new(table.name(), "*").with_error(ErrorKind::ServiceUnavailable, 1.0),
+        ])
+        .unwrap(),
+    );
+    let error = put(&client, table.name(), "after-2")
+        .await
+        .expect_err("injected 503");
+    assert_eq!(error.raw_response().map(|r| r.status().as_u16()), Some(503));
+    proxy.set_rules(RuleSet::default());
+    put(&client, table.name(), "after-3")
+        .await
+        .expect("no rules, no faults");
+    assert_eq!(proxy.rules(), RuleSet::default());
+
+    let puts = proxy.stats().operation(table.name(), "PutItem");
+    assert_eq!(puts.requests, 9);
+    assert_eq!(puts.forwarded, 7);
+    assert_eq!(puts.throttled_total(), 1);
+    assert_eq!(puts.injected.get("service_unavailable"), Some(&1));
+
+    proxy.reset_stats();
+    assert_eq!(proxy.stats().operation(table.name(), "PutItem").requests, 0);
+    proxy.shutdown().await;
+    table.delete().await;
+}
