@@ -34,9 +34,9 @@ stack_up() {
 run_tests() {
   stack_up dynamodb redis cluster
   if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace --all-targets --no-fail-fast
+    cargo nextest run --workspace --lib --bins --tests --examples --no-fail-fast
   else
-    cargo test --workspace --all-targets --no-fail-fast
+    cargo test --workspace --lib --bins --tests --examples --no-fail-fast
   fi
   # nextest does not run doc tests.
   cargo test --workspace --doc

@@ -1,7 +1,8 @@
 //! The smallest program that shows the local stack working with dynagate.
 //!
-//! It writes a user into the `users` table through the DynamoDB client dynagate
-//! builds (SDK retries off), reads it back, and counts its own runs in Redis.
+//! It writes a user into the `users` table through dynagate's
+//! `ResilientClient` (one retry layer: backoff with jitter, a retry budget, a
+//! deadline), reads it back, and counts its own runs in Redis.
 //! `./dev.sh run` starts the stack and runs it; by hand:
 //!
 //! ```text
@@ -16,8 +17,8 @@
 use std::error::Error;
 use std::process::ExitCode;
 
-use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
+use dynagate::{Operation, ResilientClient, RetryPolicy};
 use redis::AsyncCommands;
 
 const TABLE: &str = "users";
@@ -38,7 +39,7 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), Box<dyn Error>> {
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let dynamodb = dynagate::client::sdk_client(&config);
+    let dynamodb = ResilientClient::new(&config, RetryPolicy::default());
     let redis_url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
 
     let mut redis = redis::Client::open(redis_url.as_str())?
@@ -47,28 +48,29 @@ async fn run() -> Result<(), Box<dyn Error>> {
         .map_err(|e| format!("Redis at {redis_url}: {e}; {HINT}"))?;
     let run: i64 = redis.incr("dynagate:hello_stack:runs", 1).await?;
 
+    // A full-item put is idempotent: repeating it stores the same item.
+    let put = Operation::write("PutItem", TABLE).idempotent();
     dynamodb
-        .put_item()
-        .table_name(TABLE)
-        .item("user_id", AttributeValue::S("ada".into()))
-        .item("email", AttributeValue::S("ada@example.com".into()))
-        .item("name", AttributeValue::S("Ada Lovelace".into()))
-        .item("run", AttributeValue::N(run.to_string()))
-        .send()
+        .call(put, |sdk| {
+            sdk.put_item()
+                .table_name(TABLE)
+                .item("user_id", AttributeValue::S("ada".into()))
+                .item("email", AttributeValue::S("ada@example.com".into()))
+                .item("name", AttributeValue::S("Ada Lovelace".into()))
+                .item("run", AttributeValue::N(run.to_string()))
+                .send()
+        })
         .await
-        .map_err(|e| {
-            format!(
-                "PutItem on table {TABLE}: {}; {HINT}",
-                DisplayErrorContext(&e)
-            )
-        })?;
+        .map_err(|e| format!("{e}; {HINT}"))?;
 
     let user = dynamodb
-        .get_item()
-        .table_name(TABLE)
-        .key("user_id", AttributeValue::S("ada".into()))
-        .consistent_read(true)
-        .send()
+        .call(Operation::read("GetItem", TABLE), |sdk| {
+            sdk.get_item()
+                .table_name(TABLE)
+                .key("user_id", AttributeValue::S("ada".into()))
+                .consistent_read(true)
+                .send()
+        })
         .await?
         .item
         .ok_or("the user just written is missing")?;

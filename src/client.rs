@@ -1,4 +1,4 @@
-//! The DynamoDB client dynagate calls through.
+//! The DynamoDB client dynagate calls through: [`ResilientClient`].
 //!
 //! dynagate owns every retry. The AWS SDK retries on its own by default (the
 //! standard mode makes up to 3 attempts), and stacking that under an
@@ -8,9 +8,94 @@
 //! timeouts of the shared configuration (connect, per attempt, per operation)
 //! are kept as they are.
 
-use aws_config::SdkConfig;
+use std::future::Future;
+
+use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+
+use crate::error::RetryError;
+use crate::retry::{Operation, RetryPolicy};
+
+/// A DynamoDB client whose every call runs through dynagate's retry policy.
+///
+/// It wraps an `aws_sdk_dynamodb::Client` built by [`sdk_client`] (SDK retries
+/// off, timeouts kept). Cloning is cheap and shares the SDK client, the retry
+/// budget and the jitter's random number generator.
+///
+/// ```no_run
+/// use aws_sdk_dynamodb::types::AttributeValue;
+/// use dynagate::client::ResilientClient;
+/// use dynagate::retry::Operation;
+///
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let dynamodb = ResilientClient::from_env().await;
+/// let stored = dynamodb
+///     .call(Operation::read("GetItem", "users"), |sdk| {
+///         sdk.get_item()
+///             .table_name("users")
+///             .key("user_id", AttributeValue::S("ada".into()))
+///             .send()
+///     })
+///     .await?;
+/// println!("{:?}", stored.item());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ResilientClient {
+    sdk: Client,
+    policy: RetryPolicy,
+}
+
+impl ResilientClient {
+    /// Loads the standard AWS configuration chain (environment, profiles,
+    /// `AWS_ENDPOINT_URL`, instance metadata) and uses the default
+    /// [`RetryPolicy`].
+    pub async fn from_env() -> ResilientClient {
+        let config = aws_config::load_defaults(BehaviorVersion::latest()).await;
+        ResilientClient::new(&config, RetryPolicy::default())
+    }
+
+    /// A client from a shared AWS configuration and a retry policy.
+    pub fn new(config: &SdkConfig, policy: RetryPolicy) -> ResilientClient {
+        ResilientClient {
+            sdk: sdk_client(config),
+            policy,
+        }
+    }
+
+    /// The underlying SDK client (its retries are off). Calls made on it
+    /// directly bypass dynagate's retries.
+    pub fn sdk(&self) -> &Client {
+        &self.sdk
+    }
+
+    /// The retry policy.
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    /// Runs one DynamoDB operation through the retry policy.
+    ///
+    /// `request` builds and sends the request; it is called once per attempt.
+    /// The error says why the policy gave up, after how many attempts, and
+    /// holds the last SDK error.
+    pub async fn call<T, E, F, Fut>(
+        &self,
+        operation: Operation,
+        mut request: F,
+    ) -> Result<T, RetryError<E>>
+    where
+        F: FnMut(&Client) -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        self.policy.run(&operation, || request(&self.sdk)).await
+    }
+}
 
 /// Builds an `aws_sdk_dynamodb::Client` from a shared AWS configuration, with
 /// the SDK's own retries disabled.

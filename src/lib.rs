@@ -60,3 +60,9 @@
 )]
 
 pub mod client;
+pub mod error;
+pub mod retry;
+
+pub use crate::client::ResilientClient;
+pub use crate::error::{ConfigError, GiveUp, RetryError};
+pub use crate::retry::{Operation, RetryPolicy};

@@ -1,0 +1,472 @@
+//! The retry loop with paused time and a seeded random number generator.
+
+// The SDK's error type is large; the scripts below hold many of them.
+#![allow(clippy::result_large_err)]
+
+use super::*;
+use aws_sdk_dynamodb::error::ErrorMetadata;
+use aws_sdk_dynamodb::operation::get_item::GetItemError;
+use aws_smithy_runtime_api::client::result::ConnectorError;
+use aws_smithy_runtime_api::http::StatusCode;
+use aws_smithy_types::body::SdkBody;
+use std::cell::Cell;
+use std::collections::VecDeque;
+
+type Error = SdkError<GetItemError, HttpResponse>;
+
+fn service(code: &str, status: u16, body: &str) -> Error {
+    let meta = ErrorMetadata::builder().code(code).message("test").build();
+    SdkError::service_error(
+        GetItemError::generic(meta),
+        HttpResponse::new(
+            StatusCode::try_from(status).expect("status"),
+            SdkBody::from(body.to_owned()),
+        ),
+    )
+}
+
+fn throttled() -> Error {
+    service(
+        "ProvisionedThroughputExceededException",
+        400,
+        r#"{"ThrottlingReasons":[{"reason":"TableWriteProvisionedThroughputExceeded"}]}"#,
+    )
+}
+
+fn internal() -> Error {
+    service("InternalServerError", 500, "{}")
+}
+
+fn timed_out() -> Error {
+    SdkError::timeout_error("attempt timeout")
+}
+
+fn policy() -> RetryPolicyBuilder {
+    RetryPolicy::builder()
+        .seed(42)
+        .budget(Arc::new(RetryBudget::unlimited()))
+}
+
+/// Runs `policy` over a script of attempt outcomes (then successes), counting calls.
+async fn run_script(
+    policy: &RetryPolicy,
+    operation: &Operation,
+    script: Vec<Result<&'static str, Error>>,
+) -> (Result<&'static str, RetryError<GetItemError>>, u32) {
+    let script = std::cell::RefCell::new(VecDeque::from(script));
+    let calls = Cell::new(0);
+    let result = policy
+        .run(operation, || {
+            calls.set(calls.get() + 1);
+            let next = script.borrow_mut().pop_front().unwrap_or(Ok("done"));
+            async move { next }
+        })
+        .await;
+    (result, calls.get())
+}
+
+fn get() -> Operation {
+    Operation::read("GetItem", "users")
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttles_are_retried_with_backoff_until_success() {
+    let policy = policy().build().unwrap();
+    let started = Instant::now();
+    let (result, calls) =
+        run_script(&policy, &get(), vec![Err(throttled()), Err(throttled())]).await;
+    assert_eq!(result.unwrap(), "done");
+    assert_eq!(calls, 3);
+    // Full jitter below the 250 ms then 500 ms envelopes: at most 750 ms of sleep.
+    let slept = started.elapsed();
+    assert!(slept <= Duration::from_millis(750), "{slept:?}");
+    assert!(slept > Duration::ZERO, "it did back off");
+}
+
+#[tokio::test(start_paused = true)]
+async fn permanent_errors_and_conflicts_are_not_retried() {
+    let policy = policy().build().unwrap();
+    for error in [
+        service("ValidationException", 400, "{}"),
+        service("ConditionalCheckFailedException", 400, "{}"),
+    ] {
+        let (result, calls) = run_script(&policy, &get(), vec![Err(error)]).await;
+        let error = result.unwrap_err();
+        assert_eq!(calls, 1);
+        assert_eq!(error.reason(), GiveUp::NotRetryable);
+        assert_eq!(error.attempts(), 1);
+        assert!(error.last_error().is_some());
+        assert_eq!(error.retry_after(), None, "waiting does not fix it");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_ambiguous_write_is_handed_back_unless_it_is_idempotent() {
+    let policy = policy().build().unwrap();
+    let write = Operation::write("PutItem", "users");
+    for maybe_applied in [timed_out(), internal()] {
+        let (result, calls) = run_script(&policy, &write, vec![Err(maybe_applied)]).await;
+        let error = result.unwrap_err();
+        assert_eq!(calls, 1, "never retried on its own");
+        assert_eq!(error.reason(), GiveUp::MaybeApplied);
+        assert!(error.may_have_applied());
+    }
+
+    let (result, calls) =
+        run_script(&policy, &write.clone().idempotent(), vec![Err(timed_out())]).await;
+    assert_eq!(result.unwrap(), "done");
+    assert_eq!(calls, 2);
+
+    // Throttling applies nothing, so even a non-idempotent write is retried.
+    let (result, calls) = run_script(&policy, &write, vec![Err(throttled())]).await;
+    assert_eq!(result.unwrap(), "done");
+    assert_eq!(calls, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_conflict_after_an_ambiguous_attempt_says_the_write_may_have_applied() {
+    let policy = policy().build().unwrap();
+    let write = Operation::write("PutItem", "users").idempotent();
+    let (result, calls) = run_script(
+        &policy,
+        &write,
+        vec![
+            Err(timed_out()),
+            Err(service("ConditionalCheckFailedException", 400, "{}")),
+        ],
+    )
+    .await;
+    let error = result.unwrap_err();
+    assert_eq!(calls, 2);
+    assert_eq!(error.kind(), Some(&ErrorKind::Conflict));
+    assert!(
+        error.may_have_applied(),
+        "the first attempt may be the one the condition saw"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_attempts_bounds_the_calls() {
+    let policy = policy()
+        .max_attempts(4)
+        .deadline(Duration::from_secs(600))
+        .build()
+        .unwrap();
+    let (result, calls) =
+        run_script(&policy, &get(), (0..10).map(|_| Err(throttled())).collect()).await;
+    let error = result.unwrap_err();
+    assert_eq!(calls, 4);
+    assert_eq!(error.reason(), GiveUp::MaxAttempts);
+    assert!(error.is_throttling());
+    assert!(error.retry_after().is_some());
+    let message = error.to_string();
+    assert!(
+        message.contains("GetItem failed after 4 attempts"),
+        "{message}"
+    );
+    assert!(
+        message.contains("ProvisionedThroughputExceededException"),
+        "{message}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_empty_budget_stops_a_retry_storm_across_callers() {
+    // 50 tokens at 5 per retry: 10 retries for the whole client, no refill.
+    let budget = Arc::new(RetryBudget::new(50, RetryCosts::default(), 1, 0).unwrap());
+    let policy = policy()
+        .budget(budget)
+        .max_attempts(100)
+        .deadline(Duration::from_secs(600))
+        .build()
+        .unwrap();
+    let mut total_calls = 0;
+    let mut exhausted = 0;
+    for _ in 0..20 {
+        let (result, calls) =
+            run_script(&policy, &get(), (0..100).map(|_| Err(internal())).collect()).await;
+        total_calls += calls;
+        if result.unwrap_err().reason() == GiveUp::BudgetExhausted {
+            exhausted += 1;
+        }
+    }
+    assert_eq!(
+        total_calls,
+        20 + 10,
+        "first attempts plus exactly the budget's 10 retries"
+    );
+    assert_eq!(
+        exhausted, 20,
+        "every caller ends on the empty budget, none on max attempts"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_sleep_runs_past_the_deadline() {
+    let deadline = Duration::from_millis(1500);
+    let policy = policy()
+        .deadline(deadline)
+        .max_attempts(1000)
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let (result, calls) = run_script(
+        &policy,
+        &get(),
+        (0..1000).map(|_| Err(throttled())).collect(),
+    )
+    .await;
+    let error = result.unwrap_err();
+    assert_eq!(error.reason(), GiveUp::DeadlineExceeded);
+    assert!(started.elapsed() <= deadline, "{:?}", started.elapsed());
+    assert!(calls > 2, "it did retry inside the deadline: {calls}");
+    assert_eq!(error.attempts(), calls);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_attempt_is_cut_at_the_deadline() {
+    let policy = policy()
+        .deadline(Duration::from_millis(800))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let result: Result<(), RetryError<GetItemError>> = policy
+        .run(&get(), std::future::pending::<Result<(), Error>>)
+        .await;
+    let error = result.unwrap_err();
+    assert_eq!(started.elapsed(), Duration::from_millis(800));
+    assert_eq!(error.reason(), GiveUp::DeadlineExceeded);
+    assert_eq!(
+        error.kind(),
+        Some(&ErrorKind::Ambiguous(Ambiguity::Timeout))
+    );
+    assert!(error.may_have_applied());
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_attempt_starts_when_the_remaining_time_cannot_fit_one() {
+    let policy = policy()
+        .min_attempt_time(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    let operation = get().deadline_at(Instant::now() + Duration::from_millis(10));
+    let (result, calls) = run_script(&policy, &operation, vec![]).await;
+    let error = result.unwrap_err();
+    assert_eq!(calls, 0);
+    assert_eq!(error.attempts(), 0);
+    assert_eq!(error.reason(), GiveUp::DeadlineExceeded);
+    assert!(error.last_error().is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_is_not_made_when_its_delay_would_end_past_the_deadline() {
+    // Equal jitter with a 1 s base sleeps at least 500 ms: cannot fit in 300 ms.
+    let backoff = Backoff::new(
+        Jitter::Equal,
+        Duration::from_secs(1),
+        Duration::from_secs(1),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let policy = policy()
+        .backoff(backoff)
+        .deadline(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let (result, calls) = run_script(&policy, &get(), vec![Err(throttled())]).await;
+    assert_eq!(calls, 1);
+    assert_eq!(result.unwrap_err().reason(), GiveUp::DeadlineExceeded);
+    assert_eq!(
+        started.elapsed(),
+        Duration::ZERO,
+        "gave up at once instead of sleeping"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_connect_is_retried_even_for_a_write_because_nothing_was_sent() {
+    let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+    let error: Error = SdkError::dispatch_failure(ConnectorError::io(refused.into()));
+    assert_eq!(
+        classify(&error),
+        ErrorKind::Transient(Transient::ConnectFailed)
+    );
+    let policy = policy().build().unwrap();
+    let (result, calls) = run_script(
+        &policy,
+        &Operation::write("PutItem", "users"),
+        vec![Err(error)],
+    )
+    .await;
+    assert_eq!(result.unwrap(), "done");
+    assert_eq!(calls, 2);
+
+    let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+    let lost: Error = SdkError::dispatch_failure(ConnectorError::io(reset.into()));
+    assert_eq!(
+        classify(&lost),
+        ErrorKind::Ambiguous(Ambiguity::ConnectionLost)
+    );
+}
+
+#[test]
+fn invalid_policies_are_rejected() {
+    assert!(RetryPolicy::builder().max_attempts(0).build().is_err());
+    assert!(
+        RetryPolicy::builder()
+            .deadline(Duration::ZERO)
+            .build()
+            .is_err()
+    );
+    let err = RetryPolicy::builder()
+        .deadline(Duration::from_millis(5))
+        .min_attempt_time(Duration::from_millis(5))
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("min_attempt_time"), "{err}");
+}
+
+/// A recorder that keeps counter totals and last gauge values by name and labels.
+#[derive(Default)]
+struct Recorded(Mutex<std::collections::BTreeMap<String, f64>>);
+
+struct Cell2(Arc<Recorded>, String);
+
+impl metrics::CounterFn for Cell2 {
+    fn increment(&self, value: u64) {
+        *self.0.0.lock().unwrap().entry(self.1.clone()).or_default() += value as f64;
+    }
+    fn absolute(&self, value: u64) {
+        self.0
+            .0
+            .lock()
+            .unwrap()
+            .insert(self.1.clone(), value as f64);
+    }
+}
+
+impl metrics::GaugeFn for Cell2 {
+    fn increment(&self, value: f64) {
+        *self.0.0.lock().unwrap().entry(self.1.clone()).or_default() += value;
+    }
+    fn decrement(&self, value: f64) {
+        *self.0.0.lock().unwrap().entry(self.1.clone()).or_default() -= value;
+    }
+    fn set(&self, value: f64) {
+        self.0.0.lock().unwrap().insert(self.1.clone(), value);
+    }
+}
+
+struct TestRecorder(Arc<Recorded>);
+
+impl TestRecorder {
+    fn cell(&self, key: &metrics::Key) -> Arc<Cell2> {
+        let mut labels: Vec<String> = key
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        labels.sort();
+        Arc::new(Cell2(
+            Arc::clone(&self.0),
+            format!("{}{{{}}}", key.name(), labels.join(",")),
+        ))
+    }
+}
+
+impl metrics::Recorder for TestRecorder {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        metrics::Counter::from_arc(self.cell(key))
+    }
+    fn register_gauge(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::from_arc(self.cell(key))
+    }
+    fn register_histogram(
+        &self,
+        _: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        metrics::Histogram::noop()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn attempts_retries_by_reason_give_ups_and_budget_level_are_recorded() {
+    let recorded = Arc::new(Recorded::default());
+    let recorder = TestRecorder(Arc::clone(&recorded));
+    let _guard = metrics::set_default_local_recorder(&recorder);
+
+    let budget = Arc::new(RetryBudget::new(100, RetryCosts::default(), 1, 0).unwrap());
+    let policy = policy().budget(budget).max_attempts(3).build().unwrap();
+    let hot_key = service(
+        "ProvisionedThroughputExceededException",
+        400,
+        r#"{"ThrottlingReasons":[{"reason":"TableWriteKeyRangeThroughputExceeded"}]}"#,
+    );
+    let (result, _) = run_script(&policy, &get(), vec![Err(hot_key), Err(internal())]).await;
+    assert_eq!(result.unwrap(), "done");
+    let (result, _) = run_script(&policy, &get(), (0..3).map(|_| Err(throttled())).collect()).await;
+    assert_eq!(result.unwrap_err().reason(), GiveUp::MaxAttempts);
+
+    let m = recorded.0.lock().unwrap().clone();
+    let get = |k: &str| {
+        m.get(k)
+            .copied()
+            .unwrap_or_else(|| panic!("{k} missing from {m:#?}"))
+    };
+    assert_eq!(
+        get("dynagate_dynamodb_attempts_total{operation=GetItem,outcome=success}"),
+        1.0
+    );
+    assert_eq!(
+        get("dynagate_dynamodb_attempts_total{operation=GetItem,outcome=throttling}"),
+        4.0
+    );
+    assert_eq!(
+        get("dynagate_dynamodb_attempts_total{operation=GetItem,outcome=transient}"),
+        1.0
+    );
+    assert_eq!(
+        get(
+            "dynagate_dynamodb_retries_total{kind=throttling,operation=GetItem,reason=TableWriteKeyRangeThroughputExceeded}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        get(
+            "dynagate_dynamodb_retries_total{kind=throttling,operation=GetItem,reason=TableWriteProvisionedThroughputExceeded}"
+        ),
+        2.0
+    );
+    assert_eq!(
+        get("dynagate_dynamodb_retries_total{kind=transient,operation=GetItem,reason=transient}"),
+        1.0
+    );
+    assert_eq!(
+        get("dynagate_dynamodb_give_ups_total{operation=GetItem,reason=max_attempts}"),
+        1.0
+    );
+    // 100 - 3 throttle retries * 0 - 1 server-error retry * 5 + 1 success = 96.
+    assert_eq!(get("dynagate_retry_budget_tokens{}"), 96.0);
+}
