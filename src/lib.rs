@@ -10,41 +10,58 @@
 //!
 //! # What is here today
 //!
-//! - [`client::sdk_client`] builds the `aws_sdk_dynamodb::Client` that dynagate
-//!   calls through: the SDK's own retries are off (so retries never multiply
-//!   with dynagate's loop), and its connect and per-attempt timeouts are kept.
+//! - [`ResilientClient`]: an `aws_sdk_dynamodb::Client` with the SDK's own
+//!   retries off, whose every call runs through one [`RetryPolicy`]:
+//!   - [`retry::classify()`] turns every outcome into an [`retry::ErrorKind`]
+//!     (throttling with DynamoDB's `ThrottlingReasons`, transient, ambiguous,
+//!     conflict, permanent);
+//!   - [`retry::Backoff`] draws full, equal or decorrelated jitter from a base
+//!     per kind;
+//!   - [`retry::RetryBudget`] stops retry storms during outages;
+//!   - every [`Operation`] has a deadline that no sleep runs past, and a write
+//!     that may have been applied is never repeated unless it is idempotent.
+//! - [`client::sdk_client`] builds the bare SDK client with retries off.
 //!
-//! The retry engine, the repository layer, the Redis rate limiter and the axum
-//! layer follow; the design map lives in the repository's `shared/design.md`.
+//! The repository layer, the Redis rate limiter and the axum layer follow.
 //!
 //! # Quick start
 //!
 //! ```no_run
 //! use aws_sdk_dynamodb::types::AttributeValue;
+//! use dynagate::{Operation, ResilientClient};
 //!
-//! # async fn demo() -> Result<(), aws_sdk_dynamodb::Error> {
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! // The standard AWS configuration chain; AWS_ENDPOINT_URL points it at
 //! // DynamoDB Local or LocalStack (`localstack/stack.sh env` prints the values).
-//! let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-//! let dynamodb = dynagate::client::sdk_client(&config);
+//! let dynamodb = ResilientClient::from_env().await;
 //!
+//! // A full-item put stores the same item however often it is repeated.
 //! dynamodb
-//!     .put_item()
-//!     .table_name("users")
-//!     .item("user_id", AttributeValue::S("ada".into()))
-//!     .item("name", AttributeValue::S("Ada Lovelace".into()))
-//!     .send()
+//!     .call(Operation::write("PutItem", "users").idempotent(), |sdk| {
+//!         sdk.put_item()
+//!             .table_name("users")
+//!             .item("user_id", AttributeValue::S("ada".into()))
+//!             .item("name", AttributeValue::S("Ada Lovelace".into()))
+//!             .send()
+//!     })
 //!     .await?;
+//!
 //! let stored = dynamodb
-//!     .get_item()
-//!     .table_name("users")
-//!     .key("user_id", AttributeValue::S("ada".into()))
-//!     .send()
+//!     .call(Operation::read("GetItem", "users"), |sdk| {
+//!         sdk.get_item()
+//!             .table_name("users")
+//!             .key("user_id", AttributeValue::S("ada".into()))
+//!             .send()
+//!     })
 //!     .await?;
 //! assert!(stored.item().is_some());
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! A call that fails for good returns a [`RetryError`]: why the policy gave
+//! up ([`GiveUp`]), after how many attempts, whether a write may have been
+//! applied anyway, a suggested retry-after, and the last SDK error.
 //!
 //! # Feature flags
 //!
@@ -61,6 +78,7 @@
 
 pub mod client;
 pub mod error;
+pub mod repository;
 pub mod retry;
 
 pub use crate::client::ResilientClient;

@@ -238,7 +238,11 @@ impl RetryPolicy {
         Decision::Retry { delay }
     }
 
-    fn draw_delay(&self, kind: &ErrorKind, retry: u32, previous: Option<Duration>) -> Duration {
+    /// Draws the backoff delay before retry number `retry` (0 for the first)
+    /// after a failure of `kind`, from this policy's backoff and random number
+    /// generator. For retry loops of their own, such as re-sending a batch's
+    /// unprocessed items.
+    pub fn draw_delay(&self, kind: &ErrorKind, retry: u32, previous: Option<Duration>) -> Duration {
         let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
         self.backoff
             .delay(self.backoff.base_for(kind), retry, previous, &mut *rng)

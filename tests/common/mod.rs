@@ -187,15 +187,24 @@ impl TestTable {
         Self::create_with(test, true).await
     }
 
+    /// A table whose string partition key is named `partition_key`.
+    pub async fn create_with_key(test: &str, partition_key: &str) -> TestTable {
+        Self::create_table(test, partition_key, false).await
+    }
+
     async fn create_with(test: &str, sort_key: bool) -> TestTable {
+        Self::create_table(test, "pk", sort_key).await
+    }
+
+    async fn create_table(test: &str, partition_key: &str, sort_key: bool) -> TestTable {
         let client = dynamodb().await;
         let name = unique_name(&format!("dg-{test}"));
         let mut request = client
             .create_table()
             .table_name(&name)
             .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(string_attribute("pk"))
-            .key_schema(key("pk", KeyType::Hash));
+            .attribute_definitions(string_attribute(partition_key))
+            .key_schema(key(partition_key, KeyType::Hash));
         if sort_key {
             request = request
                 .attribute_definitions(string_attribute("sk"))

@@ -1,0 +1,203 @@
+//! The repository layer's errors.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::time::Duration;
+
+use crate::error::{GiveUp, RetryError};
+use crate::repository::key::Key;
+
+/// What went wrong with a repository operation.
+///
+/// `T` is the repository's item type: a conflict carries the item that is
+/// stored, a partial batch read carries what was read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RepositoryError<T> {
+    /// `create` found an item with the same key, written by someone else.
+    #[error("an item with this key already exists")]
+    Conflict {
+        /// The stored item (DynamoDB returns it with the failed condition).
+        existing: Option<Box<T>>,
+    },
+    /// `update_versioned` or a versioned `delete` found another version.
+    #[error("version mismatch: expected version {expected}, the stored item has {}", .current.map_or("none".to_owned(), |v| v.to_string()))]
+    VersionMismatch {
+        /// The version the caller expected.
+        expected: u64,
+        /// The stored version, `None` when there is no item.
+        current: Option<u64>,
+    },
+    /// The operation needs an existing item and there is none.
+    #[error("no item with this key")]
+    NotFound,
+    /// The write token was already used for a different item: repeating a
+    /// write must repeat the same write, never overwrite with another payload.
+    #[error("write token `{token}` was already used for a different item")]
+    TokenReused {
+        /// The reused token.
+        token: String,
+    },
+    /// The key does not fit the table's key schema.
+    #[error("invalid key: {0}")]
+    InvalidKey(String),
+    /// The item cannot be written as it is.
+    #[error("invalid item: {0}")]
+    InvalidItem(String),
+    /// The item is above DynamoDB's 400 KB limit.
+    #[error("the item is {size} bytes; DynamoDB's limit is {limit} bytes")]
+    ItemTooLarge {
+        /// The item's size as DynamoDB counts it.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The value could not be turned into an item.
+    #[error("cannot encode the item: {0}")]
+    Encode(#[source] serde_dynamo::Error),
+    /// A stored item does not decode into the repository's type.
+    #[error("cannot decode the stored item: {0}")]
+    Decode(#[source] serde_dynamo::Error),
+    /// A batch ended with items DynamoDB did not process: exactly these keys
+    /// were neither written (or deleted) nor read.
+    #[error("{} batch item(s) were not processed{}", .unprocessed.len(), .cause.as_ref().map_or(String::new(), |c| format!(": {c}")))]
+    BatchIncomplete {
+        /// The keys not processed.
+        unprocessed: Vec<Key>,
+        /// For reads, the items that were read.
+        read: Vec<T>,
+        /// Why the repository stopped retrying, if a call failed for good
+        /// (otherwise the deadline ran out while items stayed unprocessed).
+        cause: Option<Box<DynamoFailure>>,
+    },
+    /// A transaction was cancelled; one reason per item, in request order.
+    #[error("the transaction was cancelled: {}", .reasons.iter().map(|r| r.code.as_str()).collect::<Vec<_>>().join(", "))]
+    TransactionCanceled {
+        /// Why each item failed (`None` for the items that did not).
+        reasons: Vec<CancellationReason>,
+    },
+    /// The call to DynamoDB failed for good (after the retry policy).
+    #[error(transparent)]
+    Dynamodb(#[from] DynamoFailure),
+}
+
+impl<T> RepositoryError<T> {
+    /// True when waiting can help: DynamoDB throttled, the retry budget or the
+    /// deadline ran out. An HTTP service answers these with 503.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            RepositoryError::Dynamodb(f) => f.retry_after().is_some(),
+            RepositoryError::BatchIncomplete { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// How long to wait before trying again, when waiting can help.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            RepositoryError::Dynamodb(f) => f.retry_after(),
+            RepositoryError::BatchIncomplete { cause, .. } => Some(
+                cause
+                    .as_ref()
+                    .and_then(|c| c.retry_after())
+                    .unwrap_or(Duration::from_secs(1)),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// Why one item of a cancelled transaction failed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CancellationReason {
+    /// DynamoDB's code: `None`, `ConditionalCheckFailed`, `TransactionConflict`,
+    /// `ThrottlingError`, `ValidationError`, `ItemCollectionSizeLimitExceeded`, ...
+    pub code: String,
+    /// DynamoDB's message, if any.
+    pub message: Option<String>,
+    /// The stored item, when the request asked for it on a failed condition.
+    pub item: Option<crate::repository::codec::Item>,
+}
+
+impl CancellationReason {
+    /// True for the items that did not cause the cancellation.
+    pub fn is_none(&self) -> bool {
+        self.code == "None"
+    }
+}
+
+/// A DynamoDB call that failed for good, whatever the operation: the retry
+/// policy's verdict with the last error as the source.
+#[derive(Debug)]
+pub struct DynamoFailure {
+    operation: &'static str,
+    reason: GiveUp,
+    attempts: u32,
+    retry_after: Option<Duration>,
+    throttling: bool,
+    may_have_applied: bool,
+    message: String,
+    source: Box<dyn StdError + Send + Sync>,
+}
+
+impl DynamoFailure {
+    /// The DynamoDB operation.
+    pub fn operation(&self) -> &'static str {
+        self.operation
+    }
+
+    /// Why the retry policy gave up.
+    pub fn reason(&self) -> GiveUp {
+        self.reason
+    }
+
+    /// Attempts made.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// How long to wait before trying again, when waiting can help.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// True when DynamoDB was throttling.
+    pub fn is_throttling(&self) -> bool {
+        self.throttling
+    }
+
+    /// True when a write may have been applied although the call failed.
+    pub fn may_have_applied(&self) -> bool {
+        self.may_have_applied
+    }
+}
+
+impl fmt::Display for DynamoFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl StdError for DynamoFailure {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(self.source.as_ref())
+    }
+}
+
+impl<E> From<RetryError<E>> for DynamoFailure
+where
+    E: StdError + Send + Sync + 'static,
+{
+    fn from(error: RetryError<E>) -> Self {
+        DynamoFailure {
+            operation: error.operation(),
+            reason: error.reason(),
+            attempts: error.attempts(),
+            retry_after: error.retry_after(),
+            throttling: error.is_throttling(),
+            may_have_applied: error.may_have_applied(),
+            message: error.to_string(),
+            source: Box::new(error),
+        }
+    }
+}

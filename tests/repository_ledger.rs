@@ -1,0 +1,380 @@
+//! The ledger test: many concurrent writers through the fault proxy, which
+//! throttles, answers 500s and drops responses after applying writes. Every
+//! writer records what it was told; afterwards the table is compared with
+//! that ledger: no duplicates, no false conflicts, nothing reported done that
+//! is missing, no lost batch item.
+//!
+//! `LEDGER_WRITES` sets the number of single-item writes (default 10,000);
+//! the long run is `LEDGER_WRITES=100000 cargo nextest run --test repository_ledger
+//! --run-ignored all` (see the README).
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use dynagate::repository::{
+    Consistency, Key, KeySchema, KeyType, Repository, RepositoryError, WriteToken,
+};
+use dynagate::{ResilientClient, RetryPolicy};
+use dynagate_fault_proxy::{
+    Capacity, ErrorKind, FaultProxy, ProxyConfig, Rule, RuleSet, RunningProxy, Upstream,
+};
+use serde::{Deserialize, Serialize};
+
+const WRITERS: usize = 16;
+const BATCH: usize = 10;
+/// Write units per second the proxy grants the table.
+const CAPACITY: u32 = 400;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Entry {
+    pk: String,
+    writer: u32,
+    seq: u32,
+    #[serde(default)]
+    version: u64,
+}
+
+#[derive(Debug, Default)]
+struct Ledger {
+    /// Creates reported done (`replayed` included).
+    done: Vec<String>,
+    replayed: usize,
+    /// Creates that failed for good; they may or may not be stored.
+    unknown: Vec<String>,
+    /// Creates reported as conflicts: every key is unique, so each is false.
+    false_conflicts: Vec<String>,
+    /// Counter updates reported done, and those that failed for good.
+    counter_done: u64,
+    counter_unknown: u64,
+    /// Batch items confirmed, and reported unprocessed.
+    batch_done: Vec<String>,
+    batch_unprocessed: Vec<String>,
+    other_errors: Vec<String>,
+}
+
+async fn proxy() -> RunningProxy {
+    // Faults on every request, and a write capacity below what the writers
+    // offer with one second of burst: batches come back partly unprocessed.
+    let faults = Rule::new("*", "*")
+        .with_error(ErrorKind::ProvisionedThroughputExceeded, 0.03)
+        .with_error(ErrorKind::InternalServerError, 0.03)
+        .with_drop_response(0.03)
+        .with_capacity(Capacity::new(None, Some(CAPACITY)).with_burst_seconds(1));
+    let config = ProxyConfig::default()
+        .with_listen("127.0.0.1:0".parse().unwrap())
+        .with_upstream(Upstream::parse(&common::dynamodb_endpoint()).unwrap())
+        .with_seed(2026)
+        .with_rules(RuleSet::new(vec![faults]).unwrap());
+    FaultProxy::start(config).await.unwrap()
+}
+
+async fn writer(id: u32, writes: u32, entries: Repository<Entry>) -> Ledger {
+    let mut ledger = Ledger::default();
+    let counter_key = format!("counter-{id}");
+    let counter = |version| Entry {
+        pk: counter_key.clone(),
+        writer: id,
+        seq: 0,
+        version,
+    };
+    entries
+        .create(&counter(0), &WriteToken::generate())
+        .await
+        .unwrap();
+    let mut counter_version = 1;
+    let mut seq = 0;
+    while seq < writes {
+        // Every 20th step: a batch of BATCH items.
+        if seq % 20 == 19 {
+            let items: Vec<Entry> = (0..BATCH as u32)
+                .map(|b| Entry {
+                    pk: format!("batch-{id}-{seq}-{b}"),
+                    writer: id,
+                    seq,
+                    version: 0,
+                })
+                .collect();
+            match entries.batch_put(&items).await {
+                Ok(()) => ledger.batch_done.extend(items.iter().map(|e| e.pk.clone())),
+                Err(RepositoryError::BatchIncomplete { unprocessed, .. }) => {
+                    let left: HashSet<String> = unprocessed
+                        .iter()
+                        .map(|k| k.partition().as_s().unwrap().clone())
+                        .collect();
+                    for item in &items {
+                        if left.contains(&item.pk) {
+                            ledger.batch_unprocessed.push(item.pk.clone());
+                        } else {
+                            ledger.batch_done.push(item.pk.clone());
+                        }
+                    }
+                }
+                Err(other) => ledger.other_errors.push(other.to_string()),
+            }
+        }
+        // Every 10th step: bump this writer's counter under optimistic locking.
+        if seq % 10 == 9 {
+            match entries
+                .update_versioned(&counter(0), counter_version, &WriteToken::generate())
+                .await
+            {
+                Ok(written) => {
+                    ledger.counter_done += 1;
+                    counter_version = written.version.unwrap();
+                }
+                Err(RepositoryError::Dynamodb(_)) => {
+                    ledger.counter_unknown += 1;
+                    let stored = entries
+                        .get_versioned(&Key::new(counter_key.as_str()), Consistency::Strong)
+                        .await
+                        .expect("re-reading the counter");
+                    counter_version = stored.unwrap().version;
+                }
+                Err(other) => ledger.other_errors.push(other.to_string()),
+            }
+        }
+        let key = format!("entry-{id}-{seq}");
+        let entry = Entry {
+            pk: key.clone(),
+            writer: id,
+            seq,
+            version: 0,
+        };
+        match entries.create(&entry, &WriteToken::generate()).await {
+            Ok(written) => {
+                ledger.replayed += usize::from(written.replayed);
+                ledger.done.push(key);
+            }
+            Err(RepositoryError::Conflict { .. }) => ledger.false_conflicts.push(key),
+            Err(RepositoryError::Dynamodb(_)) => ledger.unknown.push(key),
+            Err(other) => ledger.other_errors.push(other.to_string()),
+        }
+        seq += 1;
+    }
+    ledger
+}
+
+async fn stored_items(
+    table: &common::TestTable,
+) -> HashMap<String, HashMap<String, AttributeValue>> {
+    let mut items = HashMap::new();
+    let mut start = None;
+    loop {
+        let page = table
+            .client()
+            .scan()
+            .table_name(table.name())
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("Scan");
+        for item in page.items.unwrap_or_default() {
+            let pk = item["pk"].as_s().unwrap().clone();
+            items.insert(pk, item);
+        }
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return items;
+        }
+    }
+}
+
+async fn run_ledger(writes: u32) {
+    let table = common::TestTable::create("ledger").await;
+    let proxy = proxy().await;
+    let config = common::sdk_config()
+        .await
+        .to_builder()
+        .endpoint_url(proxy.url())
+        .build();
+    let client = ResilientClient::new(
+        &config,
+        RetryPolicy::builder()
+            .deadline(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+    );
+    let entries: Repository<Entry> = Repository::new(
+        client,
+        table.name(),
+        KeySchema::partition("pk", KeyType::String),
+    );
+
+    let started = Instant::now();
+    let per_writer = writes.div_ceil(WRITERS as u32);
+    let mut tasks = tokio::task::JoinSet::new();
+    for id in 0..WRITERS as u32 {
+        tasks.spawn(writer(id, per_writer, entries.clone()));
+    }
+    let mut ledgers = Vec::new();
+    while let Some(ledger) = tasks.join_next().await {
+        ledgers.push(ledger.expect("writer task"));
+    }
+    let elapsed = started.elapsed();
+    let stored = Arc::new(stored_items(&table).await);
+    let stats = proxy.stats();
+
+    let sum = |f: fn(&Ledger) -> usize| ledgers.iter().map(f).sum::<usize>();
+    let done = sum(|l| l.done.len());
+    let unknown = sum(|l| l.unknown.len());
+    let batch_done = sum(|l| l.batch_done.len());
+    let injected: u64 = stats
+        .tables
+        .values()
+        .flat_map(|ops| ops.values())
+        .map(|s| s.injected_total())
+        .sum();
+    let dropped: u64 = stats
+        .tables
+        .values()
+        .flat_map(|ops| ops.values())
+        .map(|s| s.dropped_responses)
+        .sum();
+    eprintln!(
+        "ledger: {} creates ({} done, {} replayed after a lost answer, {} given up), \
+         {} counter updates, {} batch items ({} unprocessed), in {:.1?}; proxy injected {} errors, \
+         throttled {} requests at {CAPACITY} WCU/s, held back {} batch items as unprocessed \
+         and dropped {} responses",
+        done + unknown,
+        done,
+        sum(|l| l.replayed),
+        unknown,
+        ledgers
+            .iter()
+            .map(|l| l.counter_done + l.counter_unknown)
+            .sum::<u64>(),
+        batch_done + sum(|l| l.batch_unprocessed.len()),
+        sum(|l| l.batch_unprocessed.len()),
+        elapsed,
+        injected,
+        stats
+            .tables
+            .values()
+            .flat_map(|ops| ops.values())
+            .map(|s| s.throttled_total())
+            .sum::<u64>(),
+        stats.table(table.name()).unprocessed,
+        dropped,
+    );
+
+    for ledger in &ledgers {
+        assert!(ledger.other_errors.is_empty(), "{:?}", ledger.other_errors);
+        assert!(
+            ledger.false_conflicts.is_empty(),
+            "false conflicts: {:?}",
+            ledger.false_conflicts
+        );
+        for key in ledger.done.iter().chain(&ledger.batch_done) {
+            assert!(
+                stored.contains_key(key),
+                "{key} was reported done but is missing"
+            );
+        }
+    }
+    // No duplicates: each counter moved exactly once per reported update, plus
+    // at most once per update whose outcome was unknown.
+    for (id, ledger) in ledgers.iter().enumerate() {
+        let key = format!("counter-{id}");
+        let version: u64 = stored[&key]["version"].as_n().unwrap().parse().unwrap();
+        let applied = version - 1;
+        assert!(
+            applied >= ledger.counter_done
+                && applied <= ledger.counter_done + ledger.counter_unknown,
+            "counter {id}: version {version}, {} updates done, {} unknown",
+            ledger.counter_done,
+            ledger.counter_unknown
+        );
+    }
+    // Every stored entry was written by the ledger's writers, and the faults happened.
+    assert!(stored.len() >= done + batch_done + WRITERS);
+    assert!(done + unknown >= writes as usize);
+    assert!(
+        dropped > 0 && injected > 0,
+        "the proxy injected faults: {stats}"
+    );
+    proxy.shutdown().await;
+    table.delete().await;
+}
+
+#[tokio::test]
+async fn ledger_matches_the_table_under_throttles_5xx_and_dropped_responses() {
+    let writes = std::env::var("LEDGER_WRITES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    run_ledger(writes).await;
+}
+
+#[tokio::test]
+async fn a_batch_that_runs_out_of_time_names_exactly_the_items_not_written() {
+    let table = common::TestTable::create("batch-deadline").await;
+    // 5 WCU/s, empty bank: 60 items cannot be written within a 1 s deadline.
+    let rule = Rule::new(table.name(), "*").with_capacity(Capacity::new(None, Some(5)));
+    let proxy = FaultProxy::start(
+        ProxyConfig::default()
+            .with_listen("127.0.0.1:0".parse().unwrap())
+            .with_upstream(Upstream::parse(&common::dynamodb_endpoint()).unwrap())
+            .with_seed(1)
+            .with_rules(RuleSet::new(vec![rule]).unwrap()),
+    )
+    .await
+    .unwrap();
+    let config = common::sdk_config()
+        .await
+        .to_builder()
+        .endpoint_url(proxy.url())
+        .build();
+    let client = ResilientClient::new(
+        &config,
+        RetryPolicy::builder()
+            .deadline(Duration::from_secs(1))
+            .build()
+            .unwrap(),
+    );
+    let entries: Repository<Entry> = Repository::new(
+        client,
+        table.name(),
+        KeySchema::partition("pk", KeyType::String),
+    );
+    let items: Vec<Entry> = (0..60)
+        .map(|i| Entry {
+            pk: format!("b{i}"),
+            writer: 0,
+            seq: i,
+            version: 0,
+        })
+        .collect();
+
+    let error = entries
+        .batch_put(&items)
+        .await
+        .expect_err("cannot fit in 1 s");
+    let RepositoryError::BatchIncomplete { unprocessed, .. } = error else {
+        panic!("{error:?}")
+    };
+    let unprocessed: HashSet<String> = unprocessed
+        .iter()
+        .map(|k| k.partition().as_s().unwrap().clone())
+        .collect();
+    let stored = stored_items(&table).await;
+    assert!(
+        !unprocessed.is_empty() && !stored.is_empty(),
+        "{} stored",
+        stored.len()
+    );
+    for item in &items {
+        assert_ne!(
+            stored.contains_key(&item.pk),
+            unprocessed.contains(&item.pk),
+            "{}: stored exactly when not reported unprocessed",
+            item.pk
+        );
+    }
+    proxy.shutdown().await;
+    table.delete().await;
+}
