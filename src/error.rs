@@ -183,3 +183,32 @@ where
         self.last.as_ref().map(|e| e as &(dyn StdError + 'static))
     }
 }
+
+/// The Redis rate limiter could not reach a decision. Only
+/// [`RedisLimiter::try_check`](crate::limiter::RedisLimiter::try_check)
+/// returns it: a regular check answers with its failure policy instead.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LimiterError {
+    /// Redis did not answer within the deadline. The call may still be
+    /// applied by Redis later.
+    #[error("Redis did not answer the rate-limit script within {deadline:?}")]
+    Timeout {
+        /// The deadline that passed.
+        deadline: Duration,
+    },
+    /// The connection or Redis failed the call.
+    #[error("the rate-limit script failed in Redis")]
+    Redis {
+        /// The error redis-rs reported.
+        #[source]
+        source: redis::RedisError,
+    },
+    /// The script answered something that is not a decision (another
+    /// script under the same SHA1, or a version mismatch).
+    #[error("the rate-limit script answered {reply}, which is not a decision")]
+    UnexpectedReply {
+        /// The reply, as debug text.
+        reply: String,
+    },
+}

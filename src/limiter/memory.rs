@@ -1,0 +1,268 @@
+//! The in-process limiter: the same decision function over a map in memory.
+//!
+//! For development and tests without Redis, and as the Redis limiter's
+//! fallback while Redis is down. It limits one process only: a fleet of N
+//! instances admits N times its quota, unless each uses a share
+//! ([`crate::limiter::Quota::shared_by`]), as the fallback does.
+//!
+//! Time comes from a [`Clock`]: [`TokioClock`] (monotonic, follows tokio's
+//! paused time in tests) by default, or [`ManualClock`] to drive it by hand.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::limiter::decision::{DecidedBy, Decision};
+use crate::limiter::gcra;
+use crate::limiter::limits::Limits;
+use crate::limiter::quota::Quota;
+use crate::limiter::{LimitFuture, RateLimiter, count_decision};
+
+/// A source of time in microseconds. Only differences matter; it should not
+/// go backwards (if it does, buckets are clamped as for Redis's clock).
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// Microseconds since the clock's own epoch.
+    fn now_micros(&self) -> u64;
+}
+
+/// tokio's monotonic clock: paused and advanced with tokio's test utilities.
+#[derive(Debug, Clone, Copy)]
+pub struct TokioClock {
+    epoch: tokio::time::Instant,
+}
+
+impl Default for TokioClock {
+    fn default() -> Self {
+        TokioClock {
+            epoch: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl Clock for TokioClock {
+    fn now_micros(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+}
+
+/// A clock that moves only when told to. Clones share the time.
+#[derive(Debug, Clone, Default)]
+pub struct ManualClock(Arc<AtomicU64>);
+
+impl ManualClock {
+    /// A clock showing `micros`.
+    pub fn new(micros: u64) -> ManualClock {
+        ManualClock(Arc::new(AtomicU64::new(micros)))
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        let by = u64::try_from(by.as_micros()).unwrap_or(u64::MAX);
+        self.0.fetch_add(by, Ordering::SeqCst);
+    }
+
+    /// Sets the clock, possibly backwards.
+    pub fn set(&self, micros: u64) {
+        self.0.store(micros, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_micros(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A rate limiter in this process's memory. Cheap to clone; clones share the
+/// buckets.
+#[derive(Debug, Clone)]
+pub struct MemoryLimiter {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    clock: Box<dyn Clock>,
+    buckets: Mutex<Buckets>,
+    decided_by: DecidedBy,
+}
+
+#[derive(Debug, Default)]
+struct Buckets {
+    tats: HashMap<String, u64>,
+    /// Size after the last sweep: the next sweep runs when the map has doubled.
+    swept_at: usize,
+}
+
+/// Buckets below this count are never swept.
+const MIN_SWEEP: usize = 1024;
+
+impl Default for MemoryLimiter {
+    fn default() -> Self {
+        MemoryLimiter::new()
+    }
+}
+
+impl MemoryLimiter {
+    /// A limiter on tokio's clock.
+    pub fn new() -> MemoryLimiter {
+        MemoryLimiter::with_clock(TokioClock::default())
+    }
+
+    /// A limiter on the given clock.
+    pub fn with_clock(clock: impl Clock + 'static) -> MemoryLimiter {
+        MemoryLimiter::build(Box::new(clock), DecidedBy::Memory)
+    }
+
+    pub(crate) fn fallback() -> MemoryLimiter {
+        MemoryLimiter::build(Box::new(TokioClock::default()), DecidedBy::Fallback)
+    }
+
+    fn build(clock: Box<dyn Clock>, decided_by: DecidedBy) -> MemoryLimiter {
+        MemoryLimiter {
+            inner: Arc::new(Inner {
+                clock,
+                buckets: Mutex::new(Buckets::default()),
+                decided_by,
+            }),
+        }
+    }
+
+    /// Decides at once (the [`RateLimiter`] future does nothing else).
+    pub fn check_now(&self, limits: &Limits, subject: &str, cost: u64) -> Decision {
+        let verdict = {
+            let now = self.inner.clock.now_micros();
+            let keys = limits.keys("", subject);
+            let quotas: Vec<Quota> = limits.iter().map(|l| l.quota()).collect();
+            let mut buckets = self.inner.buckets.lock().unwrap_or_else(|p| p.into_inner());
+            let mut tats: Vec<Option<u64>> =
+                keys.iter().map(|k| buckets.tats.get(k).copied()).collect();
+            let before = tats.clone();
+            let verdict = gcra::decide(now, &quotas, &mut tats, cost);
+            if tats != before {
+                for ((key, tat), old) in keys.into_iter().zip(tats).zip(before) {
+                    if let Some(tat) = tat.filter(|tat| Some(*tat) != old) {
+                        buckets.tats.insert(key, tat);
+                    }
+                }
+                buckets.sweep(now);
+            }
+            verdict
+        };
+        let decision = Decision::new(verdict, self.inner.decided_by);
+        if self.inner.decided_by == DecidedBy::Memory {
+            count_decision(limits, &decision);
+        }
+        decision
+    }
+
+    /// How many buckets are held (full buckets may linger until a sweep).
+    pub fn len(&self) -> usize {
+        self.inner
+            .buckets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .tats
+            .len()
+    }
+
+    /// True when no bucket is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Buckets {
+    /// Drops full buckets (TAT passed: equal to no bucket) once the map has
+    /// doubled since the last sweep, so memory follows the active subjects.
+    fn sweep(&mut self, now: u64) {
+        if self.tats.len() < MIN_SWEEP.max(self.swept_at * 2) {
+            return;
+        }
+        self.tats.retain(|_, tat| *tat > now);
+        self.swept_at = self.tats.len();
+    }
+}
+
+impl RateLimiter for MemoryLimiter {
+    fn check<'a>(&'a self, limits: &'a Limits, subject: &'a str, cost: u64) -> LimitFuture<'a> {
+        let decision = self.check_now(limits, subject, cost);
+        Box::pin(std::future::ready(decision))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limiter::Outcome;
+
+    fn limits() -> Limits {
+        Limits::builder("t")
+            .limit("second", Quota::per_second(5, 5).unwrap())
+            .limit("minute", Quota::per_minute(8, 8).unwrap())
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn follows_the_model_on_an_injected_clock() {
+        let clock = ManualClock::new(1_000_000);
+        let limiter = MemoryLimiter::with_clock(clock.clone());
+        let l = limits();
+        let admitted = (0..10)
+            .filter(|_| limiter.check_now(&l, "a", 1).allowed())
+            .count();
+        assert_eq!(admitted, 5, "the per-second burst");
+        clock.advance(Duration::from_secs(1));
+        let d = limiter.check_now(&l, "a", 4);
+        assert_eq!(
+            d.limit(),
+            1,
+            "the minute limit holds 3 tokens, the second 5"
+        );
+        let d = limiter.check_now(&l, "a", 3);
+        assert!(d.allowed());
+        assert_eq!(d.decided_by(), DecidedBy::Memory);
+        let d = limiter.check_now(&l, "a", 1);
+        assert_eq!(d.limit(), 1, "the minute limit is spent: 8 in 1 s");
+        assert!(matches!(d.outcome(), Outcome::Denied { .. }));
+        assert!(
+            limiter.check_now(&l, "b", 1).allowed(),
+            "subjects are apart"
+        );
+        assert_eq!(limiter.check_now(&l, "b", 6).outcome(), Outcome::Never);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_default_clock_follows_paused_tokio_time() {
+        let limiter = MemoryLimiter::new();
+        let l = Limits::single("t", "s", Quota::per_second(1, 1).unwrap()).unwrap();
+        assert!(limiter.check(&l, "a", 1).await.allowed());
+        let d = limiter.check(&l, "a", 1).await;
+        assert_eq!(d.retry_after(), Some(Duration::from_secs(1)));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(limiter.check(&l, "a", 1).await.allowed());
+    }
+
+    #[test]
+    fn full_buckets_are_swept_so_memory_follows_active_subjects() {
+        let clock = ManualClock::new(0);
+        let limiter = MemoryLimiter::with_clock(clock.clone());
+        let l = Limits::single("t", "s", Quota::per_second(1, 1).unwrap()).unwrap();
+        for i in 0..MIN_SWEEP {
+            limiter.check_now(&l, &format!("old-{i}"), 1);
+        }
+        assert_eq!(
+            limiter.len(),
+            MIN_SWEEP,
+            "a sweep found every bucket in use"
+        );
+        clock.advance(Duration::from_secs(2));
+        for i in 0..MIN_SWEEP {
+            limiter.check_now(&l, &format!("new-{i}"), 1);
+        }
+        assert_eq!(limiter.len(), MIN_SWEEP, "the old, full buckets were swept");
+    }
+}

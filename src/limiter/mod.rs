@@ -1,0 +1,126 @@
+//! Rate limiting: token buckets that gate callers and share a table's capacity.
+//!
+//! A [`Quota`] is a bucket's capacity (the burst) and refill rate. A
+//! [`Limits`] names the quotas one call checks together for one subject (per
+//! second *and* per day, say). A [`RateLimiter`] takes a cost of N tokens from
+//! every one of them, or from none, and answers with a [`Decision`]: allowed or
+//! not, tokens remaining, retry-after and reset-after, and a distinct
+//! [`Outcome::Never`] when the cost is above a capacity and no wait can help.
+//!
+//! Two backends share one decision function ([`gcra::decide`], the model):
+//!
+//! - [`RedisLimiter`]: the buckets live in Redis or Redis Cluster, one integer
+//!   key each, decided by one Lua script on the server's clock, so a whole
+//!   fleet shares them exactly. Every call has a deadline; a [`FailurePolicy`]
+//!   (fail open, fail closed, or the in-memory limiter with a share of the
+//!   quota) answers when Redis cannot, and a circuit breaker keeps a dead Redis
+//!   from costing a deadline per request. A local deny cache answers a subject
+//!   that was just denied until its retry-after, without a round trip.
+//! - [`MemoryLimiter`]: the same buckets in this process, on an injected
+//!   [`Clock`]; for development, tests, and as the fallback.
+//!
+//! ```no_run
+//! use dynagate::limiter::{Limits, Quota, RateLimiter, RedisLimiter};
+//!
+//! # async fn demo(table_capacity: dynagate::limiter::Limits) -> Result<(), Box<dyn std::error::Error>> {
+//! let client = redis::cluster::ClusterClient::new(vec!["redis://127.0.0.1:7000"])?;
+//! let limiter = RedisLimiter::builder(client.get_async_connection().await?).build()?;
+//!
+//! let per_ip = Limits::builder("ip")
+//!     .limit("second", Quota::per_second(10, 5)?)
+//!     .limit("hour", Quota::per_hour(1_000, 1_000)?)
+//!     .build()?;
+//! let decision = limiter.check(&per_ip, "203.0.113.9", 1).await;
+//! println!("{} left, retry after {:?}", decision.remaining(), decision.retry_after());
+//!
+//! // A capacity gate: take 25 write units from a table's bucket.
+//! let writes = limiter.check(&table_capacity, "users", 25).await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Metrics
+//!
+//! Through the [`metrics`] facade, labelled by `namespace`:
+//! `dynagate_limiter_decisions_total` (`outcome`: allowed, denied, never;
+//! `decided_by`: redis, memory, deny_cache, fail_open, fail_closed, fallback),
+//! `dynagate_limiter_redis_errors_total` (`kind`: timeout, connection,
+//! server, reply), `dynagate_limiter_fallbacks_total` (`policy`, `reason`:
+//! error or circuit_open), `dynagate_limiter_script_reloads_total` (after a
+//! `NOSCRIPT`), and the gauge `dynagate_limiter_circuit_open`.
+
+pub mod connection;
+pub mod decision;
+mod deny_cache;
+pub mod gcra;
+pub mod limits;
+pub mod memory;
+pub mod policy;
+pub mod quota;
+pub mod redis;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+pub use self::connection::RedisConnection;
+pub use self::decision::{DecidedBy, Decision, Outcome, Verdict};
+pub use self::limits::{Limit, Limits, LimitsBuilder};
+pub use self::memory::{Clock, ManualClock, MemoryLimiter, TokioClock};
+pub use self::policy::{BreakerSettings, CircuitState, FailurePolicy};
+pub use self::quota::Quota;
+pub use self::redis::{RedisLimiter, RedisLimiterBuilder};
+
+/// The future a [`RateLimiter`] returns: boxed, so the trait can be used as
+/// `dyn RateLimiter` (one allocation next to a network round trip).
+pub type LimitFuture<'a> = Pin<Box<dyn Future<Output = Decision> + Send + 'a>>;
+
+/// Takes tokens from a subject's buckets.
+///
+/// A check never fails: when its backend cannot decide, the backend's
+/// failure policy does, and [`Decision::decided_by`] says so.
+pub trait RateLimiter: Send + Sync + fmt::Debug {
+    /// Takes `cost` tokens from every bucket of `limits` for `subject`, or
+    /// none of them. A cost of 0 looks without taking.
+    fn check<'a>(&'a self, limits: &'a Limits, subject: &'a str, cost: u64) -> LimitFuture<'a>;
+}
+
+impl<L: RateLimiter + ?Sized> RateLimiter for Arc<L> {
+    fn check<'a>(&'a self, limits: &'a Limits, subject: &'a str, cost: u64) -> LimitFuture<'a> {
+        (**self).check(limits, subject, cost)
+    }
+}
+
+impl<L: RateLimiter + ?Sized> RateLimiter for Box<L> {
+    fn check<'a>(&'a self, limits: &'a Limits, subject: &'a str, cost: u64) -> LimitFuture<'a> {
+        (**self).check(limits, subject, cost)
+    }
+}
+
+pub(crate) fn count_decision(limits: &Limits, decision: &Decision) {
+    metrics::counter!(
+        "dynagate_limiter_decisions_total",
+        "namespace" => limits.namespace().to_owned(),
+        "outcome" => decision.outcome_label(),
+        "decided_by" => decision.decided_by().label(),
+    )
+    .increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn limiters_are_usable_as_trait_objects() {
+        let limiter: Arc<dyn RateLimiter> = Arc::new(MemoryLimiter::new());
+        let limits = Limits::single("t", "s", Quota::per_second(2, 2).unwrap()).unwrap();
+        assert!(limiter.check(&limits, "a", 2).await.allowed());
+        let denied = limiter.check(&limits, "a", 1).await;
+        assert_eq!(denied.retry_after(), Some(Duration::from_millis(500)));
+        assert_eq!(limiter.check(&limits, "a", 3).await.retry_after(), None);
+    }
+}

@@ -1,0 +1,457 @@
+//! The Redis backend: one Lua script per decision, one key per bucket.
+//!
+//! The script (`gcra.lua`, the Redis twin of [`crate::limiter::gcra`]) reads
+//! the server's `TIME`, checks every limit of the call, and writes (with an
+//! expiry at the moment the bucket is full again) only when all of them
+//! allow. It runs atomically, so callers on any number of processes and hosts
+//! share each bucket exactly, and it costs one round trip.
+//!
+//! It is sent as `EVALSHA`. Redis forgets scripts on `SCRIPT FLUSH`, on a
+//! restart and on a failover to a replica that never saw `SCRIPT LOAD`; it
+//! then answers `NOSCRIPT`, and the limiter sends the same call as `EVAL`
+//! with the script's text, which both answers and caches the script on the
+//! node that owns the keys. The caller never sees the `NOSCRIPT`. (redis-rs's
+//! `invoke_script` does not recover on every path, redis-rs#1394, so this
+//! module does it itself.)
+//!
+//! Every call has a hard deadline; failures go to the [`FailurePolicy`]
+//! through a circuit breaker, and recent denials can be answered locally (see
+//! [`crate::limiter`]).
+
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use redis::{ErrorKind, RedisError, ServerErrorKind};
+
+use crate::error::{ConfigError, LimiterError};
+use crate::limiter::connection::RedisConnection;
+use crate::limiter::decision::{DecidedBy, Decision, Outcome, Verdict};
+use crate::limiter::deny_cache::DenyCache;
+use crate::limiter::limits::{Limits, check_no_braces};
+use crate::limiter::memory::MemoryLimiter;
+use crate::limiter::policy::{BreakerSettings, CircuitBreaker, CircuitState, FailurePolicy};
+use crate::limiter::{LimitFuture, RateLimiter, count_decision};
+
+/// The Lua source of the decision script. Its contract (`KEYS`, `ARGV`, the
+/// reply) is described at its top; [`RedisLimiter::script_sha1`] is its hash.
+pub const SCRIPT: &str = include_str!("gcra.lua");
+
+static SCRIPT_HASH: LazyLock<String> =
+    LazyLock::new(|| redis::Script::new(SCRIPT).get_hash().to_owned());
+
+/// A rate limiter whose buckets live in Redis or Redis Cluster.
+///
+/// Cheap to clone: clones share the connection, breaker and deny cache.
+///
+/// ```no_run
+/// use dynagate::limiter::{FailurePolicy, Limits, Quota, RateLimiter, RedisLimiter};
+///
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let client = redis::Client::open("redis://127.0.0.1:6379")?;
+/// let connection = redis::aio::ConnectionManager::new(client).await?;
+/// let limiter = RedisLimiter::builder(connection)
+///     .on_failure(FailurePolicy::fallback(4)?) // 4 instances share the quotas
+///     .build()?;
+///
+/// let per_key = Limits::builder("api-key")
+///     .limit("second", Quota::per_second(20, 10)?)
+///     .limit("day", Quota::per_day(10_000, 10_000)?)
+///     .build()?;
+///
+/// let decision = limiter.check(&per_key, "key-123", 1).await;
+/// if !decision.allowed() {
+///     // 429 with Retry-After: decision.retry_after()
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct RedisLimiter {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    connection: RedisConnection,
+    prefix: String,
+    deadline: Duration,
+    policy: FailurePolicy,
+    breaker: CircuitBreaker,
+    deny_cache: Option<DenyCache>,
+    fallback: MemoryLimiter,
+}
+
+impl RedisLimiter {
+    /// The SHA1 that `EVALSHA` names the script by.
+    pub fn script_sha1() -> &'static str {
+        &SCRIPT_HASH
+    }
+
+    /// A builder with the defaults: prefix `dynagate:rl:`, a 5 ms deadline,
+    /// fail open, the default breaker, a deny cache of 10 000 subjects.
+    pub fn builder(connection: impl Into<RedisConnection>) -> RedisLimiterBuilder {
+        RedisLimiterBuilder {
+            connection: connection.into(),
+            prefix: "dynagate:rl:".to_owned(),
+            deadline: Duration::from_millis(5),
+            policy: FailurePolicy::FailOpen,
+            breaker: BreakerSettings::default(),
+            deny_cache: 10_000,
+        }
+    }
+
+    /// The prefix of every key.
+    pub fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    /// The deadline of every Redis call.
+    pub fn deadline(&self) -> Duration {
+        self.inner.deadline
+    }
+
+    /// The failure policy.
+    pub fn policy(&self) -> FailurePolicy {
+        self.inner.policy
+    }
+
+    /// The circuit breaker's state.
+    pub fn circuit_state(&self) -> CircuitState {
+        self.inner.breaker.state()
+    }
+
+    /// The keys of `subject`'s buckets, in the order of `limits`.
+    pub fn keys(&self, limits: &Limits, subject: &str) -> Vec<String> {
+        limits.keys(&self.inner.prefix, subject)
+    }
+
+    /// Loads the script into Redis (every master of a cluster) ahead of the
+    /// first request. Optional: a missing script is loaded on demand.
+    pub async fn load_script(&self) -> Result<(), LimiterError> {
+        let mut connection = self.inner.connection.clone();
+        let mut command = redis::cmd("SCRIPT");
+        command.arg("LOAD").arg(SCRIPT);
+        let load = command.query_async::<redis::Value>(&mut connection);
+        match tokio::time::timeout(self.inner.deadline.max(Duration::from_secs(1)), load).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(source)) => Err(LimiterError::Redis { source }),
+            Err(_) => Err(LimiterError::Timeout {
+                deadline: self.inner.deadline,
+            }),
+        }
+    }
+
+    /// Asks Redis, within the deadline, without the failure policy, breaker
+    /// or deny cache: a failure comes back as the error.
+    pub async fn try_check(
+        &self,
+        limits: &Limits,
+        subject: &str,
+        cost: u64,
+    ) -> Result<Decision, LimiterError> {
+        let keys = limits.keys(&self.inner.prefix, subject);
+        let mut args = Vec::with_capacity(1 + 2 * limits.len());
+        args.push(cost);
+        for limit in limits.iter() {
+            args.push(limit.quota().interval_micros());
+            args.push(limit.quota().capacity());
+        }
+        let mut connection = self.inner.connection.clone();
+        let call = run_script(&mut connection, limits.namespace(), &keys, &args);
+        let reply = match tokio::time::timeout(self.inner.deadline, call).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(source)) => {
+                count_error(limits, error_kind(&source));
+                return Err(LimiterError::Redis { source });
+            }
+            Err(_) => {
+                count_error(limits, "timeout");
+                return Err(LimiterError::Timeout {
+                    deadline: self.inner.deadline,
+                });
+            }
+        };
+        match parse_reply(&reply, limits.len()) {
+            Some(verdict) => Ok(Decision::new(verdict, DecidedBy::Redis)),
+            None => {
+                count_error(limits, "reply");
+                Err(LimiterError::UnexpectedReply {
+                    reply: format!("{reply:?}"),
+                })
+            }
+        }
+    }
+
+    async fn decide(&self, limits: &Limits, subject: &str, cost: u64) -> Decision {
+        let inner = &self.inner;
+        let subject_key = inner
+            .deny_cache
+            .as_ref()
+            .map(|_| limits.subject_key(&inner.prefix, subject));
+        if let (Some(cache), Some(key)) = (&inner.deny_cache, &subject_key)
+            && let Some(verdict) = cache.lookup(key, cost)
+        {
+            return Decision::new(verdict, DecidedBy::DenyCache);
+        }
+        let Some(attempt) = inner.breaker.attempt() else {
+            return self.on_failure(limits, subject, cost, "circuit_open");
+        };
+        match self.try_check(limits, subject, cost).await {
+            Ok(decision) => {
+                attempt.succeeded();
+                if let (Some(cache), Some(key)) = (&inner.deny_cache, &subject_key) {
+                    cache.remember(key, cost, &decision.verdict());
+                }
+                decision
+            }
+            Err(error) => {
+                let probe = attempt.is_probe();
+                attempt.failed();
+                tracing::debug!(
+                    namespace = limits.namespace(),
+                    probe,
+                    error = %error,
+                    "rate-limit call to Redis failed"
+                );
+                self.on_failure(limits, subject, cost, "error")
+            }
+        }
+    }
+
+    fn on_failure(
+        &self,
+        limits: &Limits,
+        subject: &str,
+        cost: u64,
+        reason: &'static str,
+    ) -> Decision {
+        let policy = self.inner.policy;
+        metrics::counter!(
+            "dynagate_limiter_fallbacks_total",
+            "namespace" => limits.namespace().to_owned(),
+            "policy" => policy.label(),
+            "reason" => reason,
+        )
+        .increment(1);
+        let wait = self.inner.breaker.settings().open_for();
+        let unknown = |outcome| Verdict {
+            outcome,
+            remaining: 0,
+            reset_after: Duration::ZERO,
+            limit: 0,
+        };
+        match policy {
+            FailurePolicy::FailOpen => {
+                Decision::new(unknown(Outcome::Allowed), DecidedBy::FailOpen)
+            }
+            FailurePolicy::FailClosed => Decision::new(
+                unknown(Outcome::Denied { retry_after: wait }),
+                DecidedBy::FailClosed,
+            ),
+            FailurePolicy::Fallback { instances } => {
+                let share = limits.shared_by(instances);
+                let decision = self.inner.fallback.check_now(&share, subject, cost);
+                let fits_whole = limits.iter().all(|l| cost <= l.quota().capacity());
+                if decision.outcome() == Outcome::Never && fits_whole {
+                    // Above this instance's share, not above the quota: Redis
+                    // may admit it once it is back.
+                    let mut verdict = decision.verdict();
+                    verdict.outcome = Outcome::Denied { retry_after: wait };
+                    return Decision::new(verdict, DecidedBy::Fallback);
+                }
+                decision
+            }
+        }
+    }
+}
+
+impl RateLimiter for RedisLimiter {
+    fn check<'a>(&'a self, limits: &'a Limits, subject: &'a str, cost: u64) -> LimitFuture<'a> {
+        Box::pin(async move {
+            let decision = self.decide(limits, subject, cost).await;
+            count_decision(limits, &decision);
+            decision
+        })
+    }
+}
+
+/// `EVALSHA`, and on `NOSCRIPT` the same call as `EVAL`, which also caches
+/// the script on the node that owns the keys.
+async fn run_script(
+    connection: &mut RedisConnection,
+    namespace: &str,
+    keys: &[String],
+    args: &[u64],
+) -> Result<Vec<i64>, RedisError> {
+    let mut evalsha = redis::cmd("EVALSHA");
+    evalsha
+        .arg(SCRIPT_HASH.as_str())
+        .arg(keys.len())
+        .arg(keys)
+        .arg(args);
+    match evalsha.query_async(connection).await {
+        Err(error) if is_noscript(&error) => {
+            metrics::counter!(
+                "dynagate_limiter_script_reloads_total",
+                "namespace" => namespace.to_owned(),
+            )
+            .increment(1);
+            tracing::debug!(namespace, "NOSCRIPT: sending the rate-limit script again");
+            let mut eval = redis::cmd("EVAL");
+            eval.arg(SCRIPT).arg(keys.len()).arg(keys).arg(args);
+            eval.query_async(connection).await
+        }
+        other => other,
+    }
+}
+
+fn is_noscript(error: &RedisError) -> bool {
+    error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) || error.code() == Some("NOSCRIPT")
+}
+
+fn error_kind(error: &RedisError) -> &'static str {
+    if error.is_timeout() {
+        "timeout"
+    } else if error.is_io_error() || error.is_connection_dropped() || error.is_connection_refusal()
+    {
+        "connection"
+    } else {
+        "server"
+    }
+}
+
+fn count_error(limits: &Limits, kind: &'static str) {
+    metrics::counter!(
+        "dynagate_limiter_redis_errors_total",
+        "namespace" => limits.namespace().to_owned(),
+        "kind" => kind,
+    )
+    .increment(1);
+}
+
+/// `{outcome, remaining, retry_after_us, reset_after_us, limit (1-based), now_us}`.
+fn parse_reply(reply: &[i64], limits: usize) -> Option<Verdict> {
+    let &[outcome, remaining, retry_after, reset_after, limit, _now] = reply else {
+        return None;
+    };
+    let micros = |v: i64| u64::try_from(v).ok().map(Duration::from_micros);
+    let outcome = match outcome {
+        1 => Outcome::Allowed,
+        0 => Outcome::Denied {
+            retry_after: micros(retry_after)?,
+        },
+        -1 => Outcome::Never,
+        _ => return None,
+    };
+    let limit = usize::try_from(limit).ok()?.checked_sub(1)?;
+    (limit < limits).then_some(())?;
+    Some(Verdict {
+        outcome,
+        remaining: u64::try_from(remaining).ok()?,
+        reset_after: micros(reset_after)?,
+        limit,
+    })
+}
+
+/// Builds a [`RedisLimiter`], validating every setting.
+#[derive(Debug)]
+pub struct RedisLimiterBuilder {
+    connection: RedisConnection,
+    prefix: String,
+    deadline: Duration,
+    policy: FailurePolicy,
+    breaker: BreakerSettings,
+    deny_cache: usize,
+}
+
+impl RedisLimiterBuilder {
+    /// The prefix of every key (default `dynagate:rl:`; no braces).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The hard deadline of every Redis call (default 5 ms; above zero). A
+    /// late call is answered by the failure policy; Redis may still apply it.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// What to answer when Redis fails (default [`FailurePolicy::FailOpen`]).
+    pub fn on_failure(mut self, policy: FailurePolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// When the circuit opens and for how long (default
+    /// [`BreakerSettings::default`]).
+    pub fn breaker(mut self, settings: BreakerSettings) -> Self {
+        self.breaker = settings;
+        self
+    }
+
+    /// How many denied subjects to remember locally (default 10 000; 0 turns
+    /// the deny cache off).
+    pub fn deny_cache(mut self, max_subjects: usize) -> Self {
+        self.deny_cache = max_subjects;
+        self
+    }
+
+    /// Checks the settings and builds the limiter.
+    pub fn build(self) -> Result<RedisLimiter, ConfigError> {
+        check_no_braces("prefix", &self.prefix)?;
+        if self.deadline.is_zero() {
+            return Err(ConfigError::invalid("deadline", "must be above zero"));
+        }
+        Ok(RedisLimiter {
+            inner: Arc::new(Inner {
+                connection: self.connection,
+                prefix: self.prefix,
+                deadline: self.deadline,
+                policy: self.policy,
+                breaker: CircuitBreaker::new(self.breaker),
+                deny_cache: (self.deny_cache > 0).then(|| DenyCache::new(self.deny_cache)),
+                fallback: MemoryLimiter::fallback(),
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_script_hash_is_the_sha1_of_its_text() {
+        assert_eq!(RedisLimiter::script_sha1().len(), 40);
+        assert!(
+            SCRIPT.contains("redis.call('TIME')"),
+            "server time, never ours"
+        );
+    }
+
+    #[test]
+    fn replies_are_parsed_strictly() {
+        let v = parse_reply(&[0, 2, 1500, 9000, 2, 0], 2).unwrap();
+        assert_eq!(
+            v.outcome,
+            Outcome::Denied {
+                retry_after: Duration::from_micros(1500)
+            }
+        );
+        assert_eq!((v.remaining, v.limit), (2, 1));
+        assert_eq!(
+            parse_reply(&[-1, 0, 0, 0, 1, 0], 1).unwrap().outcome,
+            Outcome::Never
+        );
+        for bad in [
+            &[1, 0, 0, 0, 3, 0][..],
+            &[1, 0, 0, 0, 0, 0],
+            &[2, 0, 0, 0, 1, 0],
+            &[1, 0],
+        ] {
+            assert!(parse_reply(bad, 2).is_none(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Several OS processes hammer one bucket on the shared Redis (`REDIS_URL`):
+//! the admitted total stays within the token bucket's bound.
+//!
+//! The workers are this test binary run again, with an environment variable
+//! that turns `worker` from a no-op into a worker.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use dynagate::limiter::{Limits, Outcome, Quota, RedisLimiter};
+
+const WORKER_ENV: &str = "DYNAGATE_LIMITER_WORKER";
+const PROCESSES: usize = 4;
+const REQUESTS_PER_PROCESS: usize = 1200;
+const TASKS_PER_PROCESS: usize = 8;
+
+/// `(prefix, capacity, tokens, period_ms)` travels to the workers through the
+/// environment as `prefix|capacity|tokens|period_ms`.
+fn limits(capacity: u64, tokens: u64, period_ms: u64) -> Limits {
+    let quota = Quota::new(capacity, tokens, Duration::from_millis(period_ms)).unwrap();
+    Limits::single("hammer", "bucket", quota).unwrap()
+}
+
+/// Not a test on its own: prints how many of its requests were admitted when
+/// started by `spawn_workers`, and does nothing otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker() {
+    let Ok(spec) = std::env::var(WORKER_ENV) else {
+        return;
+    };
+    let parts: Vec<&str> = spec.split('|').collect();
+    let [prefix, capacity, tokens, period_ms] = parts[..] else {
+        panic!("bad {WORKER_ENV}: {spec}");
+    };
+    let limits = limits(
+        capacity.parse().unwrap(),
+        tokens.parse().unwrap(),
+        period_ms.parse().unwrap(),
+    );
+    let client = redis::Client::open(common::redis_url()).unwrap();
+    let manager = redis::aio::ConnectionManager::new(client).await.unwrap();
+    let limiter = RedisLimiter::builder(manager)
+        .prefix(prefix)
+        .deadline(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..TASKS_PER_PROCESS {
+        let (limiter, limits) = (limiter.clone(), limits.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut admitted = 0u64;
+            for _ in 0..REQUESTS_PER_PROCESS / TASKS_PER_PROCESS {
+                let decision = limiter.try_check(&limits, "shared", 1).await.unwrap();
+                if decision.outcome() == Outcome::Allowed {
+                    admitted += 1;
+                }
+            }
+            admitted
+        }));
+    }
+    let mut admitted = 0;
+    for task in tasks {
+        admitted += task.await.unwrap();
+    }
+    println!("ADMITTED {admitted}");
+}
+
+async fn server_micros(manager: &mut redis::aio::ConnectionManager) -> u64 {
+    let (seconds, micros): (u64, u64) = redis::cmd("TIME").query_async(manager).await.unwrap();
+    seconds * 1_000_000 + micros
+}
+
+/// Runs the workers to completion; returns the admitted total and the server
+/// time (µs) before the first and after the last worker.
+async fn spawn_workers(
+    prefix: &str,
+    capacity: u64,
+    tokens: u64,
+    period_ms: u64,
+) -> (u64, u64, u64) {
+    let (mut manager, _) = common::redis().await;
+    let exe = std::env::current_exe().unwrap();
+    let spec = format!("{prefix}|{capacity}|{tokens}|{period_ms}");
+    let started = server_micros(&mut manager).await;
+    let children: Vec<_> = (0..PROCESSES)
+        .map(|_| {
+            Command::new(&exe)
+                .args(["worker", "--exact", "--nocapture", "--test-threads", "1"])
+                .env(WORKER_ENV, &spec)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn a worker process")
+        })
+        .collect();
+    let mut admitted = 0;
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "worker failed: {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        // libtest prints "test worker ... " on the same line, before the count.
+        let count: String = stdout
+            .split_once("ADMITTED ")
+            .unwrap_or_else(|| panic!("no count from worker: {stdout}"))
+            .1
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        admitted += count.parse::<u64>().unwrap();
+    }
+    let ended = server_micros(&mut manager).await;
+    (admitted, started, ended)
+}
+
+#[tokio::test]
+async fn processes_sharing_a_bucket_never_exceed_capacity_plus_refill() {
+    let (_, keys) = common::redis().await;
+    let (capacity, tokens, period_ms) = (50, 100, 1000);
+    let (admitted, started, ended) =
+        spawn_workers(keys.prefix(), capacity, tokens, period_ms).await;
+    let quota = limits(capacity, tokens, period_ms).as_slice()[0].quota();
+    let bound = capacity + (ended - started) / quota.interval_micros();
+    println!(
+        "{admitted} of {} admitted in {} ms (bound {bound})",
+        PROCESSES * REQUESTS_PER_PROCESS,
+        (ended - started) / 1000
+    );
+    assert!(admitted <= bound, "{admitted} admitted, bound {bound}");
+    assert!(
+        admitted >= capacity,
+        "the first burst is admitted: {admitted}"
+    );
+    keys.cleanup().await;
+}
+
+#[tokio::test]
+async fn processes_sharing_a_daily_bucket_take_exactly_its_capacity() {
+    let (_, keys) = common::redis().await;
+    // 300 per day: no token comes back during the test, so exactly 300 of
+    // the 4 800 requests get through, whatever the interleaving.
+    let (admitted, _, _) = spawn_workers(keys.prefix(), 300, 300, 86_400_000).await;
+    assert_eq!(admitted, 300);
+    keys.cleanup().await;
+}
