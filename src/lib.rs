@@ -21,8 +21,15 @@
 //!   - every [`Operation`] has a deadline that no sleep runs past, and a write
 //!     that may have been applied is never repeated unless it is idempotent.
 //! - [`client::sdk_client`] builds the bare SDK client with retries off.
-//!
-//! The repository layer, the Redis rate limiter and the axum layer follow.
+//! - [`repository::Repository`]: typed access to one table with conditional,
+//!   idempotent writes (a write token per write; a retry never reports a false
+//!   conflict), optimistic locking, batches that never lose an unprocessed
+//!   item, and transactions with one request token across retries.
+//! - [`limiter`]: Redis token buckets (GCRA, one key per bucket, one Lua
+//!   script, Redis Cluster safe) with a failure policy, and the same model in
+//!   memory.
+//! - `http` (feature `axum`): a tower layer that gates callers per API key and
+//!   per client IP and answers 429 with `Retry-After` and `RateLimit` headers.
 //!
 //! # Quick start
 //!
@@ -65,8 +72,11 @@
 //!
 //! # Feature flags
 //!
-//! None yet. The AWS crates are built without their default features, so only
-//! one HTTP and TLS stack (hyper 1, rustls 0.23) is compiled.
+//! - `axum` (off by default): the `http` module, a tower layer for inbound
+//!   rate limits usable on any axum router, and the users API example.
+//!
+//! The AWS crates are built without their default features, so only one HTTP
+//! and TLS stack (hyper 1, rustls 0.23) is compiled.
 
 #![forbid(unsafe_code)]
 #![warn(
@@ -78,9 +88,13 @@
 
 pub mod client;
 pub mod error;
+#[cfg(feature = "axum")]
+pub mod http;
+pub mod limiter;
 pub mod repository;
 pub mod retry;
 
 pub use crate::client::ResilientClient;
 pub use crate::error::{ConfigError, GiveUp, RetryError};
+pub use crate::limiter::{Decision, Limits, MemoryLimiter, Quota, RateLimiter, RedisLimiter};
 pub use crate::retry::{Operation, RetryPolicy};

@@ -1,0 +1,290 @@
+//! The users API: `app(state, limits)` builds the router, `run` serves it.
+//! `main.rs` wires it from the environment; the tests wire it to their own
+//! tables and serve it on a real socket on port 0.
+
+pub mod errors;
+pub mod keys;
+pub mod model;
+pub mod routes;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use dynagate::http::{RateLimitLayer, TrustedProxies, error_response};
+use dynagate::limiter::{FailurePolicy, Limits, Quota, RedisLimiter};
+use dynagate::repository::{KeySchema, KeyType, Repository};
+use dynagate::{ResilientClient, RetryPolicy};
+use http::header::CONTENT_TYPE;
+use http::{Method, StatusCode};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use redis::aio::ConnectionManager;
+use utoipa::OpenApi;
+
+use self::keys::{ApiKeyRecord, KeyStore};
+use self::model::User;
+
+/// Request bodies above this are refused with 413.
+pub const BODY_LIMIT: usize = 16 * 1024;
+
+/// Settings, from the environment in `main.rs`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub users_table: String,
+    pub keys_table: String,
+    pub redis_url: String,
+    /// Key prefix of the limiter's buckets in Redis.
+    pub limiter_prefix: String,
+    pub trusted_proxies: TrustedProxies,
+    /// Instances sharing the quotas, for the in-memory fallback when Redis fails.
+    pub instances: u32,
+    /// Deadline of one DynamoDB operation inside a request.
+    pub dynamodb_deadline: Duration,
+    /// Deadline of one Redis call of the limiter. The library's default is
+    /// 5 ms; on a loaded 2-core machine that sends many decisions to the
+    /// failure policy, so the example allows more.
+    pub limiter_deadline: Duration,
+}
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub users: Repository<User>,
+    pub keys: KeyStore,
+    pub dynamodb: ResilientClient,
+    pub users_table: String,
+    pub redis: ConnectionManager,
+    pub metrics: PrometheusHandle,
+}
+
+/// The Prometheus recorder, installed once per process.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (a test harness): then
+            // this handle renders nothing, which /metrics tests would catch.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Connects to DynamoDB and Redis and builds the state and the rate-limit layer.
+pub async fn build(config: &Config, aws: &SdkConfig) -> Result<(AppState, RateLimitLayer), String> {
+    let policy = RetryPolicy::builder()
+        .deadline(config.dynamodb_deadline)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let dynamodb = ResilientClient::new(aws, policy);
+    let users = Repository::new(
+        dynamodb.clone(),
+        &config.users_table,
+        KeySchema::partition("user_id", KeyType::String),
+    );
+    let key_records: Repository<ApiKeyRecord> = Repository::new(
+        dynamodb.clone(),
+        &config.keys_table,
+        KeySchema::partition("key_hash", KeyType::String),
+    );
+    let keys = KeyStore::new(key_records);
+
+    let redis = redis::Client::open(config.redis_url.as_str())
+        .map_err(|e| format!("REDIS_URL {}: {e}", config.redis_url))?
+        .get_connection_manager()
+        .await
+        .map_err(|e| format!("Redis at {}: {e}", config.redis_url))?;
+    let limiter = RedisLimiter::builder(redis.clone())
+        .prefix(config.limiter_prefix.clone())
+        .deadline(config.limiter_deadline)
+        .on_failure(FailurePolicy::fallback(config.instances).map_err(|e| e.to_string())?)
+        .build()
+        .map_err(|e| e.to_string())?;
+
+    let quota = |r: Result<Quota, _>| r.map_err(|e: dynagate::ConfigError| e.to_string());
+    let default_key = Limits::builder("key")
+        .limit("second", quota(Quota::per_second(20, 10))?)
+        .limit("day", quota(Quota::per_day(100_000, 100_000))?)
+        .build()
+        .map_err(|e| e.to_string())?;
+    // Strict: ten failed authentications per address, one more each minute.
+    let failed_auth = Limits::builder("auth-fail")
+        .limit("minute", quota(Quota::per_minute(10, 1))?)
+        .build()
+        .map_err(|e| e.to_string())?;
+    // One address cannot exceed this across all the keys it rotates through.
+    let ip_ceiling = Limits::builder("ip")
+        .limit("second", quota(Quota::per_second(100, 50))?)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let layer = RateLimitLayer::builder(Arc::new(limiter), default_key, failed_auth)
+        .authenticator(Arc::new(keys.clone()))
+        .ip_ceiling(ip_ceiling)
+        .trusted_proxies(config.trusted_proxies.clone())
+        .cost(|parts| if parts.method == Method::GET { 1 } else { 2 })
+        .exempt(|parts| !parts.uri.path().starts_with("/api/"))
+        .build()
+        .map_err(|e| e.to_string())?;
+
+    let state = AppState {
+        users,
+        keys,
+        dynamodb,
+        users_table: config.users_table.clone(),
+        redis,
+        metrics: metrics_handle(),
+    };
+    Ok((state, layer))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "dynagate users API",
+        description = "The sample service of dynagate: users in DynamoDB, callers gated by Redis token buckets."
+    ),
+    paths(
+        routes::create_user,
+        routes::get_user,
+        routes::update_user,
+        routes::delete_user
+    ),
+    components(schemas(model::NewUser, model::UserChange, model::User, model::ErrorBody))
+)]
+pub struct ApiDoc;
+
+/// The router: the users API behind the rate-limit layer, and the
+/// operational endpoints.
+pub fn app(state: AppState, limits: RateLimitLayer) -> Router {
+    let api = Router::new()
+        .route("/api/v1/users", axum::routing::post(routes::create_user))
+        .route(
+            "/api/v1/users/{user_id}",
+            get(routes::get_user)
+                .put(routes::update_user)
+                .delete(routes::delete_user),
+        )
+        .layer(DefaultBodyLimit::max(BODY_LIMIT));
+    Router::new()
+        .merge(api)
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
+        )
+        .route("/readyz", get(ready))
+        .route(
+            "/metrics",
+            get(|State(s): State<AppState>| async move { s.metrics.render() }),
+        )
+        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+        .fallback(|| async { error_response(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(limits)
+        .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn(observe))
+        .with_state(state)
+}
+
+/// Serves `app` on `listener` until `shutdown` completes.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// DynamoDB and Redis reachable within a second each.
+async fn ready(State(state): State<AppState>) -> Response {
+    let dynamodb = tokio::time::timeout(
+        Duration::from_secs(1),
+        state
+            .dynamodb
+            .sdk()
+            .describe_table()
+            .table_name(&state.users_table)
+            .send(),
+    )
+    .await
+    .map(|r| r.is_ok())
+    .unwrap_or(false);
+    let mut redis = state.redis.clone();
+    let redis_ok = tokio::time::timeout(
+        Duration::from_secs(1),
+        redis::cmd("PING").query_async::<String>(&mut redis),
+    )
+    .await
+    .map(|r| r.is_ok())
+    .unwrap_or(false);
+    let label = |ok| if ok { "ok" } else { "unreachable" };
+    let status = if dynamodb && redis_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(serde_json::json!({ "dynamodb": label(dynamodb), "redis": label(redis_ok) })),
+    )
+        .into_response()
+}
+
+/// Error responses that axum or tower produced as plain text (a body over
+/// the limit, a wrong method) become the API's JSON error shape.
+async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::NOT_FOUND => "not_found",
+        s if s.is_server_error() => "internal_error",
+        _ => "invalid_request",
+    };
+    let message = status
+        .canonical_reason()
+        .unwrap_or("request failed")
+        .to_lowercase();
+    let (mut parts, _) = response.into_parts();
+    let rebuilt = error_response(status, code, &message);
+    parts.headers.remove(CONTENT_TYPE);
+    parts.headers.extend(rebuilt.headers().clone());
+    Response::from_parts(parts, rebuilt.into_body())
+}
+
+/// Request counts and latencies by method, route and status.
+async fn observe(request: Request, next: Next) -> Response {
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}

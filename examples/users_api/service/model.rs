@@ -1,0 +1,153 @@
+//! The users API's data: what clients send, what is stored, what is returned,
+//! and the validation that turns bad input into a 400 before any call.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// `POST /api/v1/users` body. Unknown fields are refused.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    /// 1 to 64 of `A-Z a-z 0-9 _ -`.
+    pub user_id: String,
+    /// A plausible e-mail address.
+    pub email: String,
+    /// 1 to 100 characters.
+    pub name: String,
+}
+
+/// `PUT /api/v1/users/{user_id}` body. Unknown fields are refused.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserChange {
+    /// A plausible e-mail address.
+    pub email: String,
+    /// 1 to 100 characters.
+    pub name: String,
+}
+
+/// A user as stored and as returned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct User {
+    /// The user's id.
+    pub user_id: String,
+    /// The e-mail address.
+    pub email: String,
+    /// The display name.
+    pub name: String,
+    /// The version; `ETag` and `If-Match` carry it.
+    #[serde(default)]
+    pub version: u64,
+}
+
+/// The one error shape of the API.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// A stable machine-readable code, e.g. `invalid_input`.
+    pub error: String,
+    /// What was wrong and what to do.
+    pub message: String,
+}
+
+pub const MAX_NAME_CHARS: usize = 100;
+pub const MAX_EMAIL_BYTES: usize = 254;
+
+/// Checks a user id; the error says what is wrong.
+pub fn validate_user_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > 64 {
+        return Err("user_id must be 1 to 64 characters".into());
+    }
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err("user_id may only contain A-Z, a-z, 0-9, '_' and '-'".into());
+    }
+    Ok(())
+}
+
+/// Checks that an e-mail address is plausible: one `@`, a non-empty local
+/// part, a dotted domain, no spaces or control characters.
+pub fn validate_email(email: &str) -> Result<(), String> {
+    let invalid = || {
+        Err(format!(
+            "email `{}` is not a plausible address",
+            email.chars().take(80).collect::<String>()
+        ))
+    };
+    if email.len() > MAX_EMAIL_BYTES || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return invalid();
+    }
+    let Some((local, domain)) = email.split_once('@') else {
+        return invalid();
+    };
+    let labels: Vec<&str> = domain.split('.').collect();
+    if local.is_empty()
+        || local.len() > 64
+        || domain.contains('@')
+        || labels.len() < 2
+        || labels
+            .iter()
+            .any(|l| l.is_empty() || l.starts_with('-') || l.ends_with('-'))
+    {
+        return invalid();
+    }
+    Ok(())
+}
+
+/// Checks a display name.
+pub fn validate_name(name: &str) -> Result<(), String> {
+    let chars = name.chars().count();
+    if name.trim().is_empty() || chars > MAX_NAME_CHARS {
+        return Err(format!(
+            "name must be 1 to {MAX_NAME_CHARS} characters, not blank"
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err("name may not contain control characters".into());
+    }
+    Ok(())
+}
+
+impl NewUser {
+    pub fn validate(&self) -> Result<(), String> {
+        validate_user_id(&self.user_id)?;
+        validate_email(&self.email)?;
+        validate_name(&self.name)
+    }
+}
+
+impl UserChange {
+    pub fn validate(&self) -> Result<(), String> {
+        validate_email(&self.email)?;
+        validate_name(&self.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_emails_and_names() {
+        assert!(validate_user_id("ada_L-1").is_ok());
+        for bad in ["", "a b", "ü", &"x".repeat(65), "../etc"] {
+            assert!(validate_user_id(bad).is_err(), "{bad}");
+        }
+        assert!(validate_email("ada@example.com").is_ok());
+        for bad in [
+            "ada",
+            "@example.com",
+            "ada@com",
+            "a da@example.com",
+            "ada@@x.io",
+            "ada@x..io",
+        ] {
+            assert!(validate_email(bad).is_err(), "{bad}");
+        }
+        assert!(validate_name("Ada Lovelace").is_ok());
+        for bad in ["", "   ", &"n".repeat(101), "a\u{0}b"] {
+            assert!(validate_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}
