@@ -4,7 +4,8 @@ mod common;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use dynagate::repository::{
-    Consistency, DeleteCondition, Key, KeySchema, KeyType, Repository, RepositoryError, WriteToken,
+    CancellationCode, Consistency, DeleteCondition, Key, KeySchema, KeyType, Repository,
+    RepositoryError, WriteToken,
 };
 use dynagate::{ResilientClient, RetryPolicy};
 use serde::{Deserialize, Serialize};
@@ -388,7 +389,9 @@ async fn transactions_reuse_their_token_and_report_cancellation_reasons() {
         )
         .build();
 
-    let tx = token("tx-1");
+    // Request tokens are account-wide for ten minutes (DynamoDB Local: across
+    // all tables), so each run needs fresh ones.
+    let tx = WriteToken::generate();
     docs.transact_write(vec![put("new"), add.clone()], &tx)
         .await
         .unwrap();
@@ -414,18 +417,47 @@ async fn transactions_reuse_their_token_and_report_cancellation_reasons() {
     );
 
     match docs
-        .transact_write(vec![add, put("exists")], &token("tx-2"))
+        .transact_write(vec![add, put("exists")], &WriteToken::generate())
         .await
     {
         Err(RepositoryError::TransactionCanceled { reasons }) => {
-            let codes: Vec<&str> = reasons.iter().map(|r| r.code.as_str()).collect();
-            assert_eq!(codes, ["None", "ConditionalCheckFailed"]);
+            let codes: Vec<&CancellationCode> = reasons.iter().map(|r| &r.code).collect();
+            assert_eq!(
+                codes,
+                [
+                    &CancellationCode::None,
+                    &CancellationCode::ConditionalCheckFailed
+                ]
+            );
+            assert!(reasons[0].is_none());
         }
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        docs.transact_write(vec![], &token("tx-3")).await,
+        docs.transact_write(vec![], &WriteToken::generate()).await,
         Err(RepositoryError::InvalidItem(_))
     ));
+    table.delete().await;
+}
+
+#[tokio::test]
+async fn a_stored_item_of_another_shape_is_a_decode_error() {
+    let table = common::TestTable::create("repo-decode").await;
+    table
+        .client()
+        .put_item()
+        .table_name(table.name())
+        .item("pk", AttributeValue::S("odd".into()))
+        .item("name", AttributeValue::S("x".into()))
+        .item("status", AttributeValue::S("y".into()))
+        .item("size", AttributeValue::S("not a number".into()))
+        .send()
+        .await
+        .unwrap();
+    let docs = repository(&table).await;
+    match docs.get(&Key::new("odd"), Consistency::Strong).await {
+        Err(RepositoryError::Decode(_)) => {}
+        other => panic!("expected a decode error, got {other:?}"),
+    }
     table.delete().await;
 }

@@ -28,26 +28,36 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The handlers are installed before the banner: whoever waits for the
+    // banner to send SIGTERM must find them in place.
+    let shutdown = match shutdown_signal() {
+        Ok(shutdown) => shutdown,
+        Err(error) => {
+            eprintln!("dynagate-fault-proxy: cannot wait for signals: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     eprintln!(
         "dynagate-fault-proxy: listening on {}, forwarding to {upstream}, {rules} rule(s), seed {}",
         proxy.url(),
         proxy.seed()
     );
-    if let Err(error) = shutdown_signal().await {
-        eprintln!("dynagate-fault-proxy: cannot wait for signals: {error}");
-        return ExitCode::FAILURE;
-    }
+    shutdown.await;
     let stats = proxy.stats();
     proxy.shutdown().await;
     println!("{stats}");
     ExitCode::SUCCESS
 }
 
-async fn shutdown_signal() -> std::io::Result<()> {
+/// Registers for SIGTERM and SIGINT now; the future completes on either.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate())?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result,
-        _ = terminate.recv() => Ok(()),
-    }
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
 }

@@ -110,9 +110,8 @@ impl<T> RepositoryError<T> {
 /// Why one item of a cancelled transaction failed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CancellationReason {
-    /// DynamoDB's code: `None`, `ConditionalCheckFailed`, `TransactionConflict`,
-    /// `ThrottlingError`, `ValidationError`, `ItemCollectionSizeLimitExceeded`, ...
-    pub code: String,
+    /// DynamoDB's cancellation code for this item.
+    pub code: CancellationCode,
     /// DynamoDB's message, if any.
     pub message: Option<String>,
     /// The stored item, when the request asked for it on a failed condition.
@@ -122,7 +121,59 @@ pub struct CancellationReason {
 impl CancellationReason {
     /// True for the items that did not cause the cancellation.
     pub fn is_none(&self) -> bool {
-        self.code == "None"
+        self.code == CancellationCode::None
+    }
+}
+
+/// DynamoDB's cancellation codes for the items of a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CancellationCode {
+    /// This item did not cause the cancellation.
+    None,
+    /// Its condition expression did not hold.
+    ConditionalCheckFailed,
+    /// Another transaction was working on the item.
+    TransactionConflict,
+    /// The table or index was throttled.
+    ThrottlingError,
+    /// The table or index was over its provisioned throughput.
+    ProvisionedThroughputExceeded,
+    /// The request for this item was invalid.
+    ValidationError,
+    /// An item collection grew beyond 10 GB.
+    ItemCollectionSizeLimitExceeded,
+    /// A code this version does not know.
+    Other(String),
+}
+
+impl CancellationCode {
+    /// Parses DynamoDB's code (a missing code means `None`).
+    pub fn parse(code: Option<&str>) -> CancellationCode {
+        match code.unwrap_or("None") {
+            "None" => CancellationCode::None,
+            "ConditionalCheckFailed" => CancellationCode::ConditionalCheckFailed,
+            "TransactionConflict" => CancellationCode::TransactionConflict,
+            "ThrottlingError" => CancellationCode::ThrottlingError,
+            "ProvisionedThroughputExceeded" => CancellationCode::ProvisionedThroughputExceeded,
+            "ValidationError" => CancellationCode::ValidationError,
+            "ItemCollectionSizeLimitExceeded" => CancellationCode::ItemCollectionSizeLimitExceeded,
+            other => CancellationCode::Other(other.to_owned()),
+        }
+    }
+
+    /// The code as DynamoDB spells it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            CancellationCode::None => "None",
+            CancellationCode::ConditionalCheckFailed => "ConditionalCheckFailed",
+            CancellationCode::TransactionConflict => "TransactionConflict",
+            CancellationCode::ThrottlingError => "ThrottlingError",
+            CancellationCode::ProvisionedThroughputExceeded => "ProvisionedThroughputExceeded",
+            CancellationCode::ValidationError => "ValidationError",
+            CancellationCode::ItemCollectionSizeLimitExceeded => "ItemCollectionSizeLimitExceeded",
+            CancellationCode::Other(code) => code,
+        }
     }
 }
 

@@ -32,7 +32,7 @@ use serde::de::DeserializeOwned;
 
 pub use self::batch::{MAX_BATCH_GET, MAX_BATCH_WRITE};
 pub use self::codec::{Item, MAX_ITEM_BYTES, item_size};
-pub use self::error::{CancellationReason, DynamoFailure, RepositoryError};
+pub use self::error::{CancellationCode, CancellationReason, DynamoFailure, RepositoryError};
 pub use self::key::{Key, KeySchema, KeyType, KeyValue};
 pub use self::transact::MAX_TRANSACTION_ITEMS;
 pub use self::write::Deleted;

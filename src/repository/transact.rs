@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::TransactWriteItem;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{CancellationReason, Repository, RepositoryError, WriteToken};
+use super::{CancellationCode, CancellationReason, Repository, RepositoryError, WriteToken};
 use crate::retry::Operation;
 
 /// DynamoDB's largest transaction.
@@ -25,7 +25,9 @@ where
 {
     /// Runs a write transaction (on any tables) through the retry policy with
     /// one `ClientRequestToken` for all attempts: `token` (at most 36
-    /// characters; [`WriteToken::generate`] fits).
+    /// characters; [`WriteToken::generate`] fits). DynamoDB keeps request
+    /// tokens for ten minutes across the account: one token per logical
+    /// transaction, never reused for another.
     ///
     /// A cancelled transaction comes back as
     /// [`RepositoryError::TransactionCanceled`] with one reason per item, in
@@ -66,7 +68,7 @@ where
                         .cancellation_reasons()
                         .iter()
                         .map(|r| CancellationReason {
-                            code: r.code().unwrap_or("None").to_owned(),
+                            code: CancellationCode::parse(r.code()),
                             message: r.message().map(str::to_owned),
                             item: r.item().cloned(),
                         })

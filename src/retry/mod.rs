@@ -279,11 +279,15 @@ impl RetryPolicy {
             may_have_applied: false,
         };
         let mut previous_delay = None;
+        // The failure that led to the current retry: if the deadline then
+        // leaves no room for the attempt, the caller still learns what it was.
+        let mut last_failure: Option<(ErrorKind, SdkError<E, HttpResponse>)> = None;
         async {
             loop {
                 let remaining = deadline.saturating_duration_since(Instant::now());
                 if remaining < self.expected_attempt_time() {
-                    return Err(self.give_up(&state, GiveUp::DeadlineExceeded, None, None));
+                    let (kind, last) = last_failure.take().unzip();
+                    return Err(self.give_up(&state, GiveUp::DeadlineExceeded, kind, last));
                 }
                 state.attempts += 1;
                 let attempt_started = Instant::now();
@@ -340,6 +344,7 @@ impl RetryPolicy {
                         metrics::gauge!("dynagate_retry_budget_tokens").set(self.budget.level());
                         previous_delay = Some(delay);
                         tokio::time::sleep(delay).await;
+                        last_failure = Some((kind, error));
                     }
                     Decision::GiveUp(reason) => {
                         return Err(self.give_up(&state, reason, Some(kind), Some(error)));

@@ -259,6 +259,38 @@ async fn no_attempt_starts_when_the_remaining_time_cannot_fit_one() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_deadline_reached_while_backing_off_still_reports_the_last_failure() {
+    // While A backs off, B's slow success raises the expected attempt time, so
+    // A wakes to a deadline that no longer fits an attempt.
+    let backoff = Backoff::new(
+        Jitter::Equal,
+        Duration::from_millis(1200),
+        Duration::from_millis(1200),
+        Duration::from_millis(1200),
+    )
+    .unwrap();
+    let policy = policy().backoff(backoff).build().unwrap();
+    let a_operation = get().deadline_at(Instant::now() + Duration::from_millis(1205));
+    let b_operation = get();
+    let a = run_script(&policy, &a_operation, vec![Err(throttled())]);
+    let b = policy.run(&b_operation, || async {
+        tokio::time::sleep(Duration::from_millis(590)).await;
+        Ok::<_, Error>("slow")
+    });
+    let ((a_result, a_calls), b_result) = tokio::join!(a, b);
+    assert_eq!(b_result.unwrap(), "slow");
+    assert_eq!(policy.expected_attempt_time(), Duration::from_millis(590));
+    let error = a_result.unwrap_err();
+    assert_eq!(a_calls, 1);
+    assert_eq!(error.reason(), GiveUp::DeadlineExceeded);
+    assert!(
+        error.is_throttling(),
+        "the throttle that caused the backoff is kept"
+    );
+    assert!(error.last_error().is_some());
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_retry_is_not_made_when_its_delay_would_end_past_the_deadline() {
     // Equal jitter with a 1 s base sleeps at least 500 ms: cannot fit in 300 ms.
     let backoff = Backoff::new(
