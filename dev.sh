@@ -41,6 +41,8 @@ run_tests() {
   fi
   # nextest does not run doc tests.
   cargo test --workspace --all-features --doc
+  # The users API against its own OpenAPI document.
+  tests/schemathesis.sh
 }
 
 run_benches() {

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use dynagate::http::TrustedProxies;
+use dynagate::limiter::FailurePolicy;
 use dynagate_fault_proxy::{FaultProxy, ProxyConfig, Rule, RuleSet, Upstream};
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -40,25 +41,25 @@ struct Reply {
 
 impl Api {
     async fn start() -> Api {
-        Self::start_with(None, (100, 100)).await
+        Self::start_with(None, (100, 100), TrustedProxies::none()).await
     }
 
     /// `endpoint`: serve DynamoDB calls through this URL instead (a fault
-    /// proxy); `quota`: the test key's tokens per second and burst.
-    async fn start_with(endpoint: Option<String>, quota: (u64, u64)) -> Api {
+    /// proxy); `quota`: the test key's tokens per second and burst;
+    /// `trusted`: the proxies whose forwarding headers count.
+    async fn start_with(
+        endpoint: Option<String>,
+        quota: (u64, u64),
+        trusted: TrustedProxies,
+    ) -> Api {
         let users = common::TestTable::create_with_key("api-users", "user_id").await;
         let keys = common::TestTable::create_with_key("api-keys", "key_hash").await;
         let (_, redis_keys) = common::redis().await;
-        let config = service::Config {
-            users_table: users.name().to_owned(),
-            keys_table: keys.name().to_owned(),
-            redis_url: common::redis_url(),
-            limiter_prefix: redis_keys.prefix().to_owned(),
-            trusted_proxies: TrustedProxies::parse("10.0.0.0/8").unwrap(),
-            instances: 1,
-            dynamodb_deadline: Duration::from_millis(1500),
-            limiter_deadline: Duration::from_millis(250),
-        };
+        let mut config = service::Config::new(users.name(), keys.name(), &common::redis_url());
+        config.limiter_prefix = redis_keys.prefix().to_owned();
+        config.trusted_proxies = trusted;
+        config.dynamodb_deadline = Duration::from_millis(1500);
+        config.limiter_deadline = Duration::from_millis(250);
         let mut aws = common::sdk_config().await;
         if let Some(endpoint) = endpoint {
             aws = aws.to_builder().endpoint_url(endpoint).build();
@@ -76,9 +77,13 @@ impl Api {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(service::run(listener, service::app(state, limits), async {
-            let _ = stopped.await;
-        }));
+        tokio::spawn(service::run(
+            listener,
+            service::app(state, Some(limits)),
+            async {
+                let _ = stopped.await;
+            },
+        ));
         Api {
             addr,
             key,
@@ -401,7 +406,7 @@ async fn keys_are_required_and_guessing_them_is_limited_per_address() {
 
 #[tokio::test]
 async fn a_key_over_its_quota_gets_429_with_retry_after() {
-    let api = Api::start_with(None, (1, 5)).await;
+    let api = Api::start_with(None, (1, 5), TrustedProxies::none()).await;
     // The test key holds a burst of 5 tokens and regains one a second; a GET costs 1.
     let mut replies = Vec::new();
     for _ in 0..8 {
@@ -485,7 +490,7 @@ async fn dynamodb_throttling_that_outlasts_the_deadline_is_503_with_retry_after(
     )
     .await
     .unwrap();
-    let api = Api::start_with(Some(proxy.url()), (100, 100)).await;
+    let api = Api::start_with(Some(proxy.url()), (100, 100), TrustedProxies::none()).await;
     let reply = api
         .call(Method::POST, "/api/v1/users", &[], &user("t"))
         .await;
@@ -556,16 +561,11 @@ async fn with_redis_dead_requests_follow_the_failure_policy_not_500() {
     let mut redis = ThrowawayRedis::start().await;
     let users = common::TestTable::create_with_key("api-users", "user_id").await;
     let keys = common::TestTable::create_with_key("api-keys", "key_hash").await;
-    let config = service::Config {
-        users_table: users.name().to_owned(),
-        keys_table: keys.name().to_owned(),
-        redis_url: redis.url.clone(),
-        limiter_prefix: "dynagate-test:dead-redis:".to_owned(),
-        trusted_proxies: TrustedProxies::none(),
-        instances: 2,
-        dynamodb_deadline: Duration::from_millis(1500),
-        limiter_deadline: Duration::from_millis(250),
-    };
+    let mut config = service::Config::new(users.name(), keys.name(), &redis.url);
+    config.limiter_prefix = "dynagate-test:dead-redis:".to_owned();
+    config.failure_policy = FailurePolicy::fallback(2).unwrap();
+    config.dynamodb_deadline = Duration::from_millis(1500);
+    config.limiter_deadline = Duration::from_millis(250);
     let (state, limits) = service::build(&config, &common::sdk_config().await)
         .await
         .unwrap();
@@ -574,7 +574,7 @@ async fn with_redis_dead_requests_follow_the_failure_policy_not_500() {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(service::run(
         listener,
-        service::app(state, limits),
+        service::app(state, Some(limits)),
         std::future::pending(),
     ));
 
@@ -611,4 +611,64 @@ async fn with_redis_dead_requests_follow_the_failure_policy_not_500() {
         StatusCode::SERVICE_UNAVAILABLE,
         "readiness reports the dead Redis"
     );
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_a_key_is_limited_across_client_addresses() {
+    // The test client is the "proxy" on 127.0.0.1 and names the clients in
+    // X-Forwarded-For.
+    let trusted = TrustedProxies::parse("127.0.0.1").unwrap();
+    let api = Api::start_with(None, (1, 6), trusted).await;
+    let mut statuses = Vec::new();
+    for i in 0..9 {
+        let client = format!("203.0.113.{}", i % 3 + 1);
+        let reply = api
+            .call(
+                Method::GET,
+                "/api/v1/users/nobody",
+                &[("x-forwarded-for", &client)],
+                "",
+            )
+            .await;
+        statuses.push(reply.status);
+    }
+    let served = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::NOT_FOUND)
+        .count();
+    assert!(
+        (6..=7).contains(&served),
+        "one key, one bucket, whatever the address: {statuses:?}"
+    );
+    assert!(statuses.contains(&StatusCode::TOO_MANY_REQUESTS));
+
+    // Failed authentications are counted per client address behind the proxy:
+    // one address cut off does not cut off another.
+    for _ in 0..11 {
+        api.send(
+            Method::GET,
+            "/api/v1/users/x",
+            &[("x-api-key", "dg_bad"), ("x-forwarded-for", "198.51.100.1")],
+            "",
+        )
+        .await;
+    }
+    let cut_off = api
+        .send(
+            Method::GET,
+            "/api/v1/users/x",
+            &[("x-api-key", "dg_bad"), ("x-forwarded-for", "198.51.100.1")],
+            "",
+        )
+        .await;
+    assert_error(&cut_off, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    let other = api
+        .send(
+            Method::GET,
+            "/api/v1/users/x",
+            &[("x-api-key", "dg_bad"), ("x-forwarded-for", "198.51.100.2")],
+            "",
+        )
+        .await;
+    assert_error(&other, StatusCode::UNAUTHORIZED, "invalid_api_key");
 }

@@ -6,12 +6,7 @@
 //! cargo run --features axum --example users_api -- issue-key --owner ada [--per-second 10 --burst 20 --per-day 100000]
 //! ```
 //!
-//! Settings (environment): `BIND_ADDR` (127.0.0.1:3000), `USERS_TABLE` (users),
-//! `API_KEYS_TABLE` (api_keys), `REDIS_URL` (redis://127.0.0.1:6379),
-//! `TRUSTED_PROXIES` (comma-separated CIDRs, none by default), `INSTANCES`
-//! (instances sharing the quotas, 1), `DYNAMODB_DEADLINE_MS` (2000),
-//! `LIMITER_DEADLINE_MS` (50), the AWS
-//! chain (`AWS_ENDPOINT_URL`, `AWS_REGION`, credentials) and `RUST_LOG`.
+//! Settings come from the environment; the README's table lists them all.
 
 mod service;
 
@@ -19,6 +14,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use dynagate::http::TrustedProxies;
+use dynagate::limiter::FailurePolicy;
 
 fn env(name: &str, default: &str) -> String {
     std::env::var(name)
@@ -28,23 +24,52 @@ fn env(name: &str, default: &str) -> String {
 }
 
 fn config() -> Result<service::Config, String> {
-    let number = |name: &str, default: &str| -> Result<u64, String> {
-        env(name, default)
-            .parse()
-            .map_err(|_| format!("{name} must be a whole number"))
+    let number = |name: &str, default: u64| -> Result<u64, String> {
+        match std::env::var(name).ok().filter(|v| !v.trim().is_empty()) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|_| format!("{name} must be a whole number, got `{v}`")),
+        }
     };
-    Ok(service::Config {
-        users_table: env("USERS_TABLE", "users"),
-        keys_table: env("API_KEYS_TABLE", "api_keys"),
-        redis_url: env("REDIS_URL", "redis://127.0.0.1:6379"),
-        limiter_prefix: env("LIMITER_PREFIX", "dynagate:rl:"),
-        trusted_proxies: TrustedProxies::parse(&env("TRUSTED_PROXIES", ""))
-            .map_err(|e| e.to_string())?,
-        instances: u32::try_from(number("INSTANCES", "1")?)
-            .map_err(|_| "INSTANCES is too large".to_owned())?,
-        dynamodb_deadline: Duration::from_millis(number("DYNAMODB_DEADLINE_MS", "2000")?),
-        limiter_deadline: Duration::from_millis(number("LIMITER_DEADLINE_MS", "50")?),
-    })
+    let mut config = service::Config::new(
+        &env("USERS_TABLE", "users"),
+        &env("API_KEYS_TABLE", "api_keys"),
+        &env("REDIS_URL", "redis://127.0.0.1:6379"),
+    );
+    config.redis_cluster_urls = env("REDIS_CLUSTER_URLS", "")
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned)
+        .collect();
+    config.limiter_prefix = env("LIMITER_PREFIX", "dynagate:rl:");
+    let instances = u32::try_from(number("INSTANCES", 1)?).map_err(|_| "INSTANCES is too large")?;
+    config.failure_policy = match env("LIMITER_FAILURE_POLICY", "fallback").as_str() {
+        "fallback" => FailurePolicy::fallback(instances).map_err(|e| e.to_string())?,
+        "fail-open" => FailurePolicy::FailOpen,
+        "fail-closed" => FailurePolicy::FailClosed,
+        other => {
+            return Err(format!(
+                "LIMITER_FAILURE_POLICY must be fallback, fail-open or fail-closed, got `{other}`"
+            ));
+        }
+    };
+    config.trusted_proxies =
+        TrustedProxies::parse(&env("TRUSTED_PROXIES", "")).map_err(|e| e.to_string())?;
+    config.dynamodb_deadline = Duration::from_millis(number("DYNAMODB_DEADLINE_MS", 2000)?);
+    config.limiter_deadline = Duration::from_millis(number("LIMITER_DEADLINE_MS", 50)?);
+    let d = service::Quotas::default();
+    config.quotas = service::Quotas {
+        key_per_second: number("KEY_PER_SECOND", d.key_per_second)?,
+        key_burst: number("KEY_BURST", d.key_burst)?,
+        key_per_day: number("KEY_PER_DAY", d.key_per_day)?,
+        failed_auth_burst: number("FAILED_AUTH_BURST", d.failed_auth_burst)?,
+        ip_per_second: number("IP_PER_SECOND", d.ip_per_second)?,
+        ip_burst: number("IP_BURST", d.ip_burst)?,
+    };
+    Ok(config)
 }
 
 fn flag(args: &[String], name: &str) -> Option<String> {
@@ -104,9 +129,13 @@ async fn run(args: Vec<String>) -> Result<(), String> {
                 .await
                 .map_err(|e| format!("binding {bind}: {e}"))?;
             tracing::info!("users API listening on http://{bind} (OpenAPI at /openapi.json)");
-            let shutdown = async {
-                let _ = tokio::signal::ctrl_c().await;
-            };
+            let shutdown =
+                shutdown_signal().map_err(|e| format!("installing signal handlers: {e}"))?;
+            // RATE_LIMITS=off drops the layer (and API keys): for measuring it only.
+            let limits = (env("RATE_LIMITS", "on") != "off").then_some(limits);
+            if limits.is_none() {
+                tracing::warn!("RATE_LIMITS=off: no API keys, no rate limits (benchmarking only)");
+            }
             service::run(listener, service::app(state, limits), shutdown)
                 .await
                 .map_err(|e| e.to_string())
@@ -115,4 +144,18 @@ async fn run(args: Vec<String>) -> Result<(), String> {
             "unknown command `{other}`: use `serve` or `issue-key --owner NAME`"
         )),
     }
+}
+
+/// Completes on SIGTERM or Ctrl-C: the server then stops accepting and lets
+/// the requests in flight finish.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = interrupt.recv() => tracing::info!("Ctrl-C: shutting down"),
+        }
+    })
 }

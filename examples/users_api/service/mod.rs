@@ -19,13 +19,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use dynagate::http::{RateLimitLayer, TrustedProxies, error_response};
-use dynagate::limiter::{FailurePolicy, Limits, Quota, RedisLimiter};
+use dynagate::limiter::{FailurePolicy, Limits, Quota, RedisConnection, RedisLimiter};
 use dynagate::repository::{KeySchema, KeyType, Repository};
 use dynagate::{ResilientClient, RetryPolicy};
 use http::header::CONTENT_TYPE;
 use http::{Method, StatusCode};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use redis::aio::ConnectionManager;
+use tracing::Instrument;
 use utoipa::OpenApi;
 
 use self::keys::{ApiKeyRecord, KeyStore};
@@ -34,23 +34,71 @@ use self::model::User;
 /// Request bodies above this are refused with 413.
 pub const BODY_LIMIT: usize = 16 * 1024;
 
-/// Settings, from the environment in `main.rs`.
+/// Settings, from the environment in `main.rs` (see the README's table).
 #[derive(Debug, Clone)]
 pub struct Config {
     pub users_table: String,
     pub keys_table: String,
     pub redis_url: String,
+    /// Redis Cluster nodes; when set, the limiter uses the cluster instead of `redis_url`.
+    pub redis_cluster_urls: Vec<String>,
     /// Key prefix of the limiter's buckets in Redis.
     pub limiter_prefix: String,
+    /// What the limiter answers when Redis cannot.
+    pub failure_policy: FailurePolicy,
     pub trusted_proxies: TrustedProxies,
-    /// Instances sharing the quotas, for the in-memory fallback when Redis fails.
-    pub instances: u32,
     /// Deadline of one DynamoDB operation inside a request.
     pub dynamodb_deadline: Duration,
     /// Deadline of one Redis call of the limiter. The library's default is
     /// 5 ms; on a loaded 2-core machine that sends many decisions to the
     /// failure policy, so the example allows more.
     pub limiter_deadline: Duration,
+    pub quotas: Quotas,
+}
+
+/// The rate limits of the API.
+#[derive(Debug, Clone, Copy)]
+pub struct Quotas {
+    /// Per API key without a quota of its own: tokens per second, burst, per day.
+    pub key_per_second: u64,
+    pub key_burst: u64,
+    pub key_per_day: u64,
+    /// Failed authentications per client IP before 429; one more per minute.
+    pub failed_auth_burst: u64,
+    /// Per client IP across all keys: tokens per second and burst.
+    pub ip_per_second: u64,
+    pub ip_burst: u64,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Quotas {
+            key_per_second: 10,
+            key_burst: 20,
+            key_per_day: 100_000,
+            failed_auth_burst: 10,
+            ip_per_second: 50,
+            ip_burst: 100,
+        }
+    }
+}
+
+impl Config {
+    /// The defaults, on these tables and this Redis.
+    pub fn new(users_table: &str, keys_table: &str, redis_url: &str) -> Config {
+        Config {
+            users_table: users_table.to_owned(),
+            keys_table: keys_table.to_owned(),
+            redis_url: redis_url.to_owned(),
+            redis_cluster_urls: Vec::new(),
+            limiter_prefix: "dynagate:rl:".to_owned(),
+            failure_policy: FailurePolicy::fallback(1).expect("one instance"),
+            trusted_proxies: TrustedProxies::none(),
+            dynamodb_deadline: Duration::from_secs(2),
+            limiter_deadline: Duration::from_millis(50),
+            quotas: Quotas::default(),
+        }
+    }
 }
 
 /// What the handlers share.
@@ -60,7 +108,7 @@ pub struct AppState {
     pub keys: KeyStore,
     pub dynamodb: ResilientClient,
     pub users_table: String,
-    pub redis: ConnectionManager,
+    pub redis: RedisConnection,
     pub metrics: PrometheusHandle,
 }
 
@@ -98,32 +146,49 @@ pub async fn build(config: &Config, aws: &SdkConfig) -> Result<(AppState, RateLi
     );
     let keys = KeyStore::new(key_records);
 
-    let redis = redis::Client::open(config.redis_url.as_str())
-        .map_err(|e| format!("REDIS_URL {}: {e}", config.redis_url))?
-        .get_connection_manager()
-        .await
-        .map_err(|e| format!("Redis at {}: {e}", config.redis_url))?;
+    let redis: RedisConnection = if config.redis_cluster_urls.is_empty() {
+        redis::Client::open(config.redis_url.as_str())
+            .map_err(|e| format!("REDIS_URL {}: {e}", config.redis_url))?
+            .get_connection_manager()
+            .await
+            .map_err(|e| format!("Redis at {}: {e}", config.redis_url))?
+            .into()
+    } else {
+        redis::cluster::ClusterClient::new(config.redis_cluster_urls.clone())
+            .map_err(|e| format!("REDIS_CLUSTER_URLS: {e}"))?
+            .get_async_connection()
+            .await
+            .map_err(|e| format!("Redis Cluster at {:?}: {e}", config.redis_cluster_urls))?
+            .into()
+    };
     let limiter = RedisLimiter::builder(redis.clone())
         .prefix(config.limiter_prefix.clone())
         .deadline(config.limiter_deadline)
-        .on_failure(FailurePolicy::fallback(config.instances).map_err(|e| e.to_string())?)
+        .on_failure(config.failure_policy)
         .build()
         .map_err(|e| e.to_string())?;
 
+    let q = config.quotas;
     let quota = |r: Result<Quota, _>| r.map_err(|e: dynagate::ConfigError| e.to_string());
     let default_key = Limits::builder("key")
-        .limit("second", quota(Quota::per_second(20, 10))?)
-        .limit("day", quota(Quota::per_day(100_000, 100_000))?)
+        .limit(
+            "second",
+            quota(Quota::per_second(q.key_burst, q.key_per_second))?,
+        )
+        .limit("day", quota(Quota::per_day(q.key_per_day, q.key_per_day))?)
         .build()
         .map_err(|e| e.to_string())?;
-    // Strict: ten failed authentications per address, one more each minute.
+    // Strict: a few failed authentications per address, then one more a minute.
     let failed_auth = Limits::builder("auth-fail")
-        .limit("minute", quota(Quota::per_minute(10, 1))?)
+        .limit("minute", quota(Quota::per_minute(q.failed_auth_burst, 1))?)
         .build()
         .map_err(|e| e.to_string())?;
     // One address cannot exceed this across all the keys it rotates through.
     let ip_ceiling = Limits::builder("ip")
-        .limit("second", quota(Quota::per_second(100, 50))?)
+        .limit(
+            "second",
+            quota(Quota::per_second(q.ip_burst, q.ip_per_second))?,
+        )
         .build()
         .map_err(|e| e.to_string())?;
     let layer = RateLimitLayer::builder(Arc::new(limiter), default_key, failed_auth)
@@ -164,7 +229,10 @@ pub struct ApiDoc;
 
 /// The router: the users API behind the rate-limit layer, and the
 /// operational endpoints.
-pub fn app(state: AppState, limits: RateLimitLayer) -> Router {
+///
+/// `limits: None` serves without the rate-limit layer (and so without API
+/// keys): only for measuring what the layer costs.
+pub fn app(state: AppState, limits: Option<RateLimitLayer>) -> Router {
     let api = Router::new()
         .route("/api/v1/users", axum::routing::post(routes::create_user))
         .route(
@@ -174,7 +242,7 @@ pub fn app(state: AppState, limits: RateLimitLayer) -> Router {
                 .delete(routes::delete_user),
         )
         .layer(DefaultBodyLimit::max(BODY_LIMIT));
-    Router::new()
+    let router = Router::new()
         .merge(api)
         .route(
             "/healthz",
@@ -186,8 +254,12 @@ pub fn app(state: AppState, limits: RateLimitLayer) -> Router {
             get(|State(s): State<AppState>| async move { s.metrics.render() }),
         )
         .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
-        .fallback(|| async { error_response(StatusCode::NOT_FOUND, "not_found", "no such route") })
-        .layer(limits)
+        .fallback(|| async { error_response(StatusCode::NOT_FOUND, "not_found", "no such route") });
+    let router = match limits {
+        Some(limits) => router.layer(limits),
+        None => router,
+    };
+    router
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(observe))
         .with_state(state)
@@ -272,19 +344,49 @@ async fn json_errors(request: Request, next: Next) -> Response {
     Response::from_parts(parts, rebuilt.into_body())
 }
 
-/// Request counts and latencies by method, route and status.
+/// A request id (the caller's `X-Request-Id` if it is sane, else a new one)
+/// on the response and on every log line of the request; one structured log
+/// line per request; request counts and latencies by method, route and status.
 async fn observe(request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map_or_else(|| format!("{:016x}", rand::random::<u64>()), str::to_owned);
     let method = request.method().to_string();
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let span = tracing::info_span!("request", id = %id, method = %method, route = %route);
     let started = Instant::now();
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
-        .increment(1);
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    span.in_scope(|| {
+        tracing::info!(
+            status,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            "served"
+        );
+    });
+    if let Ok(value) = http::HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    metrics::counter!(
+        "http_requests_total",
+        "method" => method.clone(),
+        "route" => route.clone(),
+        "status" => status.to_string()
+    )
+    .increment(1);
     metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
-        .record(started.elapsed().as_secs_f64());
+        .record(elapsed.as_secs_f64());
     response
 }

@@ -9,10 +9,20 @@ use utoipa::ToSchema;
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     /// 1 to 64 of `A-Z a-z 0-9 _ -`.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub user_id: String,
     /// A plausible e-mail address.
+    #[schema(
+        pattern = "^[!-?A-~]{1,64}@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z]{2,63}$",
+        max_length = 254
+    )]
     pub email: String,
-    /// 1 to 100 characters.
+    /// 1 to 100 characters, not blank, no control characters.
+    #[schema(
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$",
+        min_length = 1,
+        max_length = 100
+    )]
     pub name: String,
 }
 
@@ -21,8 +31,17 @@ pub struct NewUser {
 #[serde(deny_unknown_fields)]
 pub struct UserChange {
     /// A plausible e-mail address.
+    #[schema(
+        pattern = "^[!-?A-~]{1,64}@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z]{2,63}$",
+        max_length = 254
+    )]
     pub email: String,
-    /// 1 to 100 characters.
+    /// 1 to 100 characters, not blank, no control characters.
+    #[schema(
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$",
+        min_length = 1,
+        max_length = 100
+    )]
     pub name: String,
 }
 

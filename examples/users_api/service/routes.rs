@@ -49,10 +49,15 @@ fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     let Some(value) = headers.get(IF_MATCH) else {
         return Ok(None);
     };
+    // An ETag as this API sends it, `"3"` (or weak, `W/"3"`); the bare
+    // version `3` is accepted too, since some clients drop the quotes.
     value
         .to_str()
         .ok()
-        .map(|v| v.trim().trim_start_matches("W/").trim_matches('"'))
+        .map(|v| v.trim().trim_start_matches("W/"))
+        .map(|v| v.strip_prefix('"').unwrap_or(v))
+        .map(|v| v.strip_suffix('"').unwrap_or(v))
+        .filter(|v| !v.is_empty() && v.len() <= 19 && v.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|v| v.parse().ok())
         .map(Some)
         .ok_or_else(|| {
@@ -72,10 +77,10 @@ fn checked_id(user_id: &str) -> Result<(), ApiError> {
 
 /// Creates a user.
 #[utoipa::path(post, path = "/api/v1/users", request_body = NewUser,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Repeat a request safely: the same key and body replay the first result")),
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = "^[!-~]{1,255}$", description = "Repeat a request safely: the same key and body replay the first result")),
     responses(
         (status = 201, description = "Created (or replayed)", body = User),
-        (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 429, body = ErrorBody),
         (status = 503, body = ErrorBody)))]
@@ -110,9 +115,9 @@ pub async fn create_user(
 }
 
 /// Reads a user.
-#[utoipa::path(get, path = "/api/v1/users/{user_id}", params(("user_id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/users/{user_id}", params(("user_id" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$")),
     responses((status = 200, body = User, headers(("ETag" = String))),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn get_user(
     State(state): State<AppState>,
@@ -135,9 +140,9 @@ pub async fn get_user(
 
 /// Replaces a user's e-mail and name, if it is still at the `If-Match` version.
 #[utoipa::path(put, path = "/api/v1/users/{user_id}", request_body = UserChange,
-    params(("user_id" = String, Path), ("If-Match" = String, Header, description = "The ETag of the version being changed")),
+    params(("user_id" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$"), ("If-Match" = String, Header, pattern = "^(W/)?\"?[0-9]{1,19}\"?$", description = "The ETag of the version being changed")),
     responses((status = 200, body = User),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 412, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 428, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn update_user(
@@ -172,9 +177,9 @@ pub async fn update_user(
 
 /// Deletes a user (only at the `If-Match` version, when given).
 #[utoipa::path(delete, path = "/api/v1/users/{user_id}",
-    params(("user_id" = String, Path), ("If-Match" = Option<String>, Header)),
+    params(("user_id" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$"), ("If-Match" = Option<String>, Header, nullable = false, pattern = "^(W/)?\"?[0-9]{1,19}\"?$")),
     responses((status = 204, description = "Deleted"),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 412, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn delete_user(
     State(state): State<AppState>,
