@@ -48,7 +48,8 @@ run_tests() {
 run_benches() {
   stack_up dynamodb redis
   cargo bench --bench throttled_writes
-  if [ -f benches/limiter.rs ]; then cargo bench --bench limiter; fi
+  cargo bench --bench limiter
+  benches/users_api_wrk.sh
 }
 
 run_example() {
