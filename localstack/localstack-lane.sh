@@ -136,36 +136,11 @@ install_all() {
 # Same discipline as localstack/stack.sh: a pid file holds the pid, its kernel start
 # time and a marker of its command line; only a process matching all three is ours.
 
-start_time() {
-  local stat
-  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
-  stat="${stat##*) }"
-  set -- $stat
-  echo "${20}"
-}
+# start_time, parent_of, cmdline, port_open, write_pid_file, owned_pid_in.
+# shellcheck source=localstack/ownership.sh
+. "$HERE/ownership.sh"
 
-cmdline() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null; }
-
-owned_pid() {
-  local pid started marker
-  [ -f "$PID_FILE" ] || return 1
-  read -r pid started marker <"$PID_FILE" || return 1
-  if [ -d "/proc/$pid" ] && [ "$(start_time "$pid")" = "$started" ] &&
-    [[ "$(cmdline "$pid")" == *"$marker"* ]]; then
-    echo "$pid"; return 0
-  fi
-  rm -f "$PID_FILE"
-  return 1
-}
-
-# Descendants of PID as "pid starttime" lines (LocalStack runs DynamoDB Local as a child).
-parent_of() {
-  local stat
-  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
-  stat="${stat##*) }"
-  set -- $stat
-  echo "$2"
-}
+owned_pid() { owned_pid_in "$PID_FILE"; }
 
 descendants() {
   local dir child
@@ -176,8 +151,6 @@ descendants() {
     descendants "$child"
   done
 }
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 stop_localstack() {
   local pid children i child started
@@ -249,9 +222,8 @@ start_localstack() {
     DYNAMODB_IN_MEMORY=1 DYNAMODB_ERROR_PROBABILITY="$errors" \
     nohup "$VENV/bin/python" -m "$PID_MARKER" >>"$LOG_FILE" 2>&1 </dev/null) &
   pid=$!
-  local started
-  started="$(start_time "$pid")" || die "LocalStack exited right after start; see $LOG_FILE"
-  printf '%s %s %s\n' "$pid" "$started" "$PID_MARKER" >"$PID_FILE"
+  write_pid_file "$PID_FILE" "$pid" "$PID_MARKER" ||
+    die "LocalStack exited right after start; see $LOG_FILE"
   deadline=$((SECONDS + WAIT_SECONDS))
   until dynamodb_answers; do
     if ! owned_pid >/dev/null || [ "$SECONDS" -ge "$deadline" ]; then

@@ -89,41 +89,18 @@ install_all() {
 
 pid_file() { echo "$RUN_DIR/$1.pid"; }
 
-# Field 22 of /proc/PID/stat: start time in clock ticks since boot. The command
-# name (field 2) may hold spaces, so count fields after its closing parenthesis.
-start_time() {
-  local stat
-  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
-  stat="${stat##*) }"
-  set -- $stat
-  echo "${20}"
-}
-
-cmdline() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null; }
+# start_time, cmdline, port_open, write_pid_file, owned_pid_in.
+# shellcheck source=localstack/ownership.sh
+. "$HERE/ownership.sh"
 
 # record NAME PID MARKER: remember that we started PID, and how to recognise it.
 record() {
-  local name="$1" pid="$2" marker="$3" started
-  started="$(start_time "$pid")" || die "$name exited right after start; see $RUN_DIR/$name.log"
-  printf '%s %s %s\n' "$pid" "$started" "$marker" >"$(pid_file "$name")"
+  write_pid_file "$(pid_file "$1")" "$2" "$3" ||
+    die "$1 exited right after start; see $RUN_DIR/$1.log"
 }
 
 # owned_pid NAME: print the pid of NAME if it runs and is the process we started.
-owned_pid() {
-  local file pid started marker
-  file="$(pid_file "$1")"
-  [ -f "$file" ] || return 1
-  read -r pid started marker <"$file" || return 1
-  if [ -d "/proc/$pid" ] && [ "$(start_time "$pid")" = "$started" ] &&
-    [[ "$(cmdline "$pid")" == *"$marker"* ]]; then
-    echo "$pid"
-    return 0
-  fi
-  rm -f "$file" # stale: the process is gone or the pid now belongs to another
-  return 1
-}
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+owned_pid() { owned_pid_in "$(pid_file "$1")"; }
 
 ensure_port_free() {
   local name="$1" port="$2" variable="$3"
