@@ -1,0 +1,235 @@
+"""Turns the raw outputs of one bench/compare.sh run into the table (printed
+and written to results.md) and the chart (benchmarks.png).
+
+Usage: report.py RUN_DIR OUT_DIR
+"""
+
+import glob
+import json
+import os
+import re
+import statistics
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def ms(text):
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    return float(m.group(1)) * UNITS[m.group(2)]
+
+
+def parse_wrk(path):
+    text = open(path).read()
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    p50 = ms(re.search(r"^\s+50%\s+(\S+)", text, re.M).group(1))
+    p99 = ms(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1))
+    requests = int(re.search(r"(\d+) requests in", text).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    return {
+        "rps": rps,
+        "p50": p50,
+        "p99": p99,
+        "requests": requests,
+        "non2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": sum(int(x) for x in sock.groups()) if sock else 0,
+        "timeouts": int(sock.group(4)) if sock else 0,
+    }
+
+
+def api_results(run):
+    out = {}
+    for side in ("rust", "flask"):
+        for method in ("GET", "POST"):
+            runs = [parse_wrk(p) for p in sorted(glob.glob(f"{run}/api-{side}-{method}-*.txt"))]
+            out[(side, method)] = {
+                "rps": statistics.mean(r["rps"] for r in runs),
+                "p50": statistics.mean(r["p50"] for r in runs),
+                "p99": statistics.mean(r["p99"] for r in runs),
+                "rounds": [r["rps"] for r in runs],
+                "non2xx": sum(r["non2xx"] for r in runs),
+                "socket_errors": sum(r["socket_errors"] for r in runs),
+                "requests": sum(r["requests"] for r in runs),
+            }
+    return out
+
+
+def limiter_results(run):
+    text = open(f"{run}/limiter.txt").read()
+    rows = [l for l in text.splitlines() if l.startswith("| ") and not l.startswith("| client")]
+
+    def parse(line):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        return {
+            "concurrency": cells[1],
+            "rate": float(cells[2]),
+            "p50": float(cells[3].split()[0]),
+            "p99": float(cells[4].split()[0]),
+        }
+
+    dynagate = next(parse(l) for l in rows if l.startswith("| dynagate"))
+    rb = [parse(l) for l in rows if l.startswith("| redis-benchmark")]
+    limits = json.load(open(f"{run}/limits.json"))
+    return dynagate, rb, limits
+
+
+def overhead_results(run):
+    text = open(f"{run}/overhead.txt").read()
+    line = next(l for l in text.splitlines() if l.startswith("OVERHEAD_JSON "))
+    return json.loads(line[len("OVERHEAD_JSON "):])
+
+
+def machine(run):
+    facts = {}
+    for line in open(f"{run}/machine.txt"):
+        if "=" in line:
+            k, v = line.rstrip("\n").split("=", 1)
+            facts[k] = v
+    return facts
+
+
+def fmt(n):
+    return f"{n:,.0f}"
+
+
+def main():
+    run, out = sys.argv[1], sys.argv[2]
+    api = api_results(run)
+    dg, rb, limits = limiter_results(run)
+    ov = overhead_results(run)
+    m = machine(run)
+    rb_best = max(rb, key=lambda r: r["rate"])
+
+    def met(ok):
+        return "**met**" if ok else "**not met**"
+
+    lines = []
+    add = lines.append
+    add("| measurement | dynagate | compared with | ratio | target | |")
+    add("|---|---:|---:|---:|---|---|")
+    for method in ("GET", "POST"):
+        r, f = api[("rust", method)], api[("flask", method)]
+        ratio = r["rps"] / f["rps"]
+        add(
+            f"| users API {method}, requests/s (p50 / p99) | {fmt(r['rps'])} ({r['p50']:.2f} / {r['p99']:.2f} ms) "
+            f"| Flask baseline {fmt(f['rps'])} ({f['p50']:.2f} / {f['p99']:.2f} ms) | {ratio:.2f}x | >= 10x | {met(ratio >= 10)} |"
+        )
+    ratio = dg["rate"] / limits["decisions_per_s"]
+    add(
+        f"| limiter, decisions/s (p50 / p99) | {fmt(dg['rate'])} ({dg['p50']:.3f} / {dg['p99']:.3f} ms) "
+        f"| Python `limits` {fmt(limits['decisions_per_s'])} ({limits['p50_ms']:.3f} / {limits['p99_ms']:.3f} ms) | {ratio:.2f}x | >= 10x | {met(ratio >= 10)} |"
+    )
+    ratio = dg["rate"] / rb_best["rate"]
+    add(
+        f"| limiter vs the physical limit | {fmt(dg['rate'])} "
+        f"| redis-benchmark EVALSHA {fmt(rb_best['rate'])} ({rb_best['concurrency']}) | {ratio:.2f}x | >= 0.85x | {met(ratio >= 0.85)} |"
+    )
+    sdk, bare, gated = ov["sdk"], ov["sdk_no_retries"], ov["dynagate"]
+    add(
+        f"| resilience overhead, unthrottled ops/s (p50 / p99) | {fmt(gated['ops_per_s'])} ({gated['p50_ms']:.2f} / {gated['p99_ms']:.2f} ms) "
+        f"| plain SDK {fmt(sdk['ops_per_s'])} ({sdk['p50_ms']:.2f} / {sdk['p99_ms']:.2f} ms) "
+        f"| {gated['ops_per_s'] / sdk['ops_per_s']:.3f}x (overhead {ov['overhead_percent']:+.1f}%) | overhead <= 5% | {met(ov['overhead_percent'] <= 5)} |"
+    )
+    table = "\n".join(lines)
+
+    details = []
+    d = details.append
+    d("| run | requests | non-2xx | socket errors | requests/s per round |")
+    d("|---|---:|---:|---:|---|")
+    for (side, method), r in api.items():
+        name = "dynagate users API" if side == "rust" else "Flask baseline"
+        d(
+            f"| {name} {method} | {r['requests']:,} | {r['non2xx']:,} | {r['socket_errors']:,} | "
+            + ", ".join(fmt(x) for x in r["rounds"])
+            + " |"
+        )
+    d("")
+    d("| limiter client | concurrency | decisions/s | p50 | p99 |")
+    d("|---|---|---:|---:|---:|")
+    d(f"| dynagate `RedisLimiter::check` (GCRA, one EVALSHA) | {dg['concurrency']} | {fmt(dg['rate'])} | {dg['p50']:.3f} ms | {dg['p99']:.3f} ms |")
+    for r in rb:
+        d(f"| redis-benchmark EVALSHA, same script | {r['concurrency']} | {fmt(r['rate'])} | {r['p50']:.3f} ms | {r['p99']:.3f} ms |")
+    d(
+        f"| Python `limits` {limits['strategy']} `hit` (RedisStorage) | {limits['processes']} processes x {limits['threads']} threads "
+        f"| {fmt(limits['decisions_per_s'])} | {limits['p50_ms']:.3f} ms | {limits['p99_ms']:.3f} ms |"
+    )
+    d("")
+    d("| DynamoDB client, unthrottled | ops/s | p50 | p99 | errors |")
+    d("|---|---:|---:|---:|---:|")
+    for name, r in (
+        ("plain `aws_sdk_dynamodb::Client` (SDK default: standard retry mode)", sdk),
+        ("the same SDK client, retries off (what dynagate wraps)", bare),
+        ("dynagate `ResilientClient` (default `RetryPolicy`)", gated),
+    ):
+        d(f"| {name} | {fmt(r['ops_per_s'])} | {r['p50_ms']:.3f} ms | {r['p99_ms']:.3f} ms | {r['errors']} |")
+    d("")
+    d(
+        f"dynagate's overhead: {ov['overhead_percent']:+.1f}% vs the plain SDK, "
+        f"{ov['overhead_vs_no_retries_percent']:+.1f}% vs the SDK with retries off (positive: dynagate is slower)."
+    )
+    detail = "\n".join(details)
+
+    setup = (
+        f"Machine: {m['cpu']}, {m['nproc']} cores, {m['mem_gib']} GiB, kernel {m['kernel']}, {m['os']}; "
+        f"{m['date']}. {m['rustc']}; {m['python']} ({m['pkgs']}); Redis {m['redis']}; "
+        f"DynamoDB Local {m.get('dynamodb_local', '')}; wrk {m['wrk']}. "
+        f"Everything (servers, DynamoDB Local, Redis, the load generator) shares the same cores. "
+        f"API: wrk -t2 -c{m['wrk_connections']} -d{m['wrk_seconds']}s per run, {m['api_rounds']} alternating rounds per side "
+        f"(figures are the means), the Flask baseline under gunicorn with {m['gunicorn_workers']} sync workers. "
+        f"Overhead: {ov['concurrency']} tasks, {ov['rounds']} rotating rounds of {ov['round_seconds']} s per client."
+    )
+    print()
+    print(table)
+    print()
+    print(detail)
+    print()
+    print(setup)
+
+    os.makedirs(out, exist_ok=True)
+    with open(f"{out}/results.md", "w") as f:
+        f.write("# dynagate comparison benchmarks\n\n")
+        f.write("Produced by `bench/compare.sh` (one run).\n\n")
+        f.write(table + "\n\n" + detail + "\n\n" + setup + "\n")
+
+    fig, axes = plt.subplots(1, 4, figsize=(17, 4.6))
+    colors = {"dynagate": "#1f77b4", "other": "#ff7f0e", "limit": "#7f7f7f"}
+    ax = axes[0]
+    xs = range(2)
+    w = 0.38
+    ax.bar([x - w / 2 for x in xs], [api[("rust", m_)]["rps"] for m_ in ("GET", "POST")], w, label="dynagate", color=colors["dynagate"])
+    ax.bar([x + w / 2 for x in xs], [api[("flask", m_)]["rps"] for m_ in ("GET", "POST")], w, label="Flask baseline", color=colors["other"])
+    ax.set_xticks(list(xs), ["GET", "POST"])
+    ax.set_title("users API, requests/s")
+    ax.legend()
+    ax = axes[1]
+    ax.bar([x - w / 2 for x in xs], [api[("rust", m_)]["p99"] for m_ in ("GET", "POST")], w, label="dynagate", color=colors["dynagate"])
+    ax.bar([x + w / 2 for x in xs], [api[("flask", m_)]["p99"] for m_ in ("GET", "POST")], w, label="Flask baseline", color=colors["other"])
+    ax.set_xticks(list(xs), ["GET", "POST"])
+    ax.set_title("users API, p99 latency (ms)")
+    ax = axes[2]
+    names = ["dynagate", "Python\nlimits"] + [
+        "redis-bench\n" + ("pipelined" if "pipeline" in r["concurrency"] else r["concurrency"].replace(" connections", " conns"))
+        for r in rb
+    ]
+    values = [dg["rate"], limits["decisions_per_s"]] + [r["rate"] for r in rb]
+    ax.bar(range(len(values)), values, color=[colors["dynagate"], colors["other"]] + [colors["limit"]] * len(rb))
+    ax.set_xticks(range(len(values)), names, fontsize=8)
+    ax.set_title("limiter, decisions/s")
+    ax = axes[3]
+    ax.bar([0, 1, 2], [sdk["ops_per_s"], bare["ops_per_s"], gated["ops_per_s"]], color=[colors["limit"], colors["limit"], colors["dynagate"]])
+    ax.set_xticks([0, 1, 2], ["plain SDK", "SDK,\nretries off", "dynagate"])
+    ax.set_title(f"unthrottled ops/s (overhead {ov['overhead_percent']:+.1f}%)")
+    fig.suptitle(f"dynagate benchmarks, {m['nproc']} cores, {m['date']}")
+    fig.tight_layout()
+    fig.savefig(f"{out}/benchmarks.png", dpi=110)
+    print(f"\nwrote {out}/results.md and {out}/benchmarks.png")
+
+
+if __name__ == "__main__":
+    main()
