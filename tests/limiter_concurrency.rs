@@ -23,9 +23,10 @@ fn limits(capacity: u64, tokens: u64, period_ms: u64) -> Limits {
     Limits::single("hammer", "bucket", quota).unwrap()
 }
 
-/// Not a test on its own: prints how many of its requests were admitted when
-/// started by `spawn_workers`, and does nothing otherwise.
+/// Not a test on its own: the process `spawn_workers` starts (with
+/// `--ignored`), which prints how many of its requests were admitted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a worker process of the concurrency tests, which start it themselves"]
 async fn worker() {
     let Ok(spec) = std::env::var(WORKER_ENV) else {
         return;
@@ -87,7 +88,14 @@ async fn spawn_workers(
     let children: Vec<_> = (0..PROCESSES)
         .map(|_| {
             Command::new(&exe)
-                .args(["worker", "--exact", "--nocapture", "--test-threads", "1"])
+                .args([
+                    "worker",
+                    "--exact",
+                    "--ignored",
+                    "--nocapture",
+                    "--test-threads",
+                    "1",
+                ])
                 .env(WORKER_ENV, &spec)
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
