@@ -16,16 +16,15 @@
 //! Run with the stack up: `cargo bench --bench overhead`. The last line,
 //! `OVERHEAD_JSON {...}`, is for `bench/compare.sh`.
 
+mod common;
+
+use common::{create_table, endpoint, env_number, local_config};
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::{Credentials, Region, SharedCredentialsProvider};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use dynagate::{Operation, ResilientClient, RetryPolicy};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -96,32 +95,6 @@ impl Variant {
     }
 }
 
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn endpoint() -> String {
-    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:8000".into())
-}
-
-fn local_config(endpoint: &str) -> SdkConfig {
-    SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            "dynagatelocal",
-            "dynagatelocal",
-            None,
-            None,
-            "bench",
-        )))
-        .build()
-}
-
 /// What one variant did over all its rounds.
 #[derive(Default)]
 struct Tally {
@@ -187,33 +160,6 @@ async fn round(
         tally.latencies.extend(latencies);
     }
     tally.busy += started.elapsed();
-}
-
-async fn create_table(admin: &Client, name: &str) {
-    let definition = AttributeDefinition::builder()
-        .attribute_name("pk")
-        .attribute_type(ScalarAttributeType::S)
-        .build()
-        .expect("attribute definition");
-    let key = KeySchemaElement::builder()
-        .attribute_name("pk")
-        .key_type(KeyType::Hash)
-        .build()
-        .expect("key schema");
-    admin
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(definition)
-        .key_schema(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "creating {name} at {}: {e:?}; start DynamoDB Local with `localstack/stack.sh start dynamodb`",
-                endpoint()
-            )
-        });
 }
 
 #[tokio::main]

@@ -12,17 +12,16 @@
 //! `cargo bench --bench throttled_writes`. Settings: `BENCH_CAPACITY` (WCU/s,
 //! default 50), `BENCH_WRITES` (default 1000).
 
+mod common;
+
+use common::{create_table, endpoint, env_number, local_config};
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
-use aws_sdk_dynamodb::config::{Credentials, Region};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use dynagate::{Operation, ResilientClient, RetryPolicy};
 use dynagate_fault_proxy::{
     Capacity, FaultProxy, ProxyConfig, Rule, RuleSet, RunningProxy, Upstream,
@@ -101,57 +100,6 @@ impl Outcome {
     }
 }
 
-fn env_number(name: &str, default: u32) -> u32 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn endpoint() -> String {
-    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:8000".into())
-}
-
-fn local_config(endpoint: &str) -> SdkConfig {
-    SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
-            Credentials::new("dynagatelocal", "dynagatelocal", None, None, "bench"),
-        ))
-        .build()
-}
-
-async fn create_table(admin: &Client, name: &str) {
-    admin
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "creating {name} at {}: {e:?}; start DynamoDB Local with `localstack/stack.sh start dynamodb`",
-                endpoint()
-            )
-        });
-}
-
 async fn run(
     variant: Variant,
     writer: Writer,
@@ -224,8 +172,8 @@ async fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let capacity = env_number("BENCH_CAPACITY", 50);
-    let writes = env_number("BENCH_WRITES", 1000);
+    let capacity = env_number("BENCH_CAPACITY", 50) as u32;
+    let writes = env_number("BENCH_WRITES", 1000) as u32;
     let upstream = endpoint();
     let admin = aws_sdk_dynamodb::Client::new(&local_config(&upstream));
     let run_id = std::process::id();
