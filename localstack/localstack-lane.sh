@@ -183,21 +183,9 @@ stop_localstack() {
 
 # ---------------------------------------------------------------- running ---
 
-dynamodb_call() {
-  curl -sS --max-time 30 -X POST "http://127.0.0.1:$PORT/" \
-    --aws-sigv4 "aws:amz:$REGION:dynamodb" --user "dynagatelocal:dynagatelocal" \
-    -H "Content-Type: application/x-amz-json-1.0" \
-    -H "X-Amz-Target: DynamoDB_20120810.$1" \
-    --data-binary "$2" -w '\n%{http_code}'
-}
-
-# LocalStack starts DynamoDB Local on the first DynamoDB request; ListTables is
-# never throttled by DYNAMODB_ERROR_PROBABILITY (it only hits item operations).
-dynamodb_answers() {
-  local reply
-  reply="$(dynamodb_call ListTables '{}' 2>/dev/null)" || return 1
-  [ "${reply##*$'\n'}" = "200" ]
-}
+# dynamodb_call PORT TARGET BODY, dynamodb_answers PORT.
+# shellcheck source=localstack/dynamodb_api.sh
+. "$HERE/dynamodb_api.sh"
 
 # start_localstack ERROR_PROBABILITY
 start_localstack() {
@@ -225,7 +213,7 @@ start_localstack() {
   write_pid_file "$PID_FILE" "$pid" "$PID_MARKER" ||
     die "LocalStack exited right after start; see $LOG_FILE"
   deadline=$((SECONDS + WAIT_SECONDS))
-  until dynamodb_answers; do
+  until dynamodb_answers "$PORT"; do
     if ! owned_pid >/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
       tail -n 30 "$LOG_FILE" >&2
       die "LocalStack's DynamoDB did not answer on port $PORT within ${WAIT_SECONDS}s (log: $LOG_FILE)"

