@@ -96,6 +96,7 @@ where
         let mut requests = Vec::with_capacity(items.len());
         for item in items {
             let (encoded, key) = self.encode(item)?;
+            super::check_size(&encoded)?;
             let put = PutRequest::builder()
                 .set_item(Some(encoded))
                 .build()
@@ -126,14 +127,7 @@ where
         &self,
         requests: Vec<(Key, WriteRequest)>,
     ) -> Result<(), RepositoryError<T>> {
-        let mut seen = HashSet::new();
-        for (key, _) in &requests {
-            if !seen.insert(key.to_string()) {
-                return Err(RepositoryError::InvalidKey(format!(
-                    "key {key} appears twice in one batch"
-                )));
-            }
-        }
+        reject_duplicates(requests.iter().map(|(key, _)| key))?;
         let mut pending: VecDeque<WriteRequest> = requests.into_iter().map(|(_, r)| r).collect();
         let deadline = Instant::now() + self.client.policy().deadline();
         let mut backoff = Backoff::default();
@@ -180,17 +174,8 @@ where
     }
 
     fn unique_key_maps(&self, keys: &[Key]) -> Result<Vec<Item>, RepositoryError<T>> {
-        let mut seen = HashSet::new();
-        keys.iter()
-            .map(|key| {
-                if !seen.insert(key.to_string()) {
-                    return Err(RepositoryError::InvalidKey(format!(
-                        "key {key} appears twice in one batch"
-                    )));
-                }
-                self.key_map(key)
-            })
-            .collect()
+        reject_duplicates(keys.iter())?;
+        keys.iter().map(|key| self.key_map(key)).collect()
     }
 
     /// The key maps of write requests (a put's item holds its key).
@@ -222,6 +207,19 @@ where
             cause,
         }
     }
+}
+
+/// DynamoDB refuses a batch that names one key twice; say which, before any call.
+fn reject_duplicates<'k, T>(keys: impl Iterator<Item = &'k Key>) -> Result<(), RepositoryError<T>> {
+    let mut seen = HashSet::new();
+    for key in keys {
+        if !seen.insert(key.to_string()) {
+            return Err(RepositoryError::InvalidKey(format!(
+                "key {key} appears twice in one batch"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The backoff between rounds of unprocessed items: the policy's throttle

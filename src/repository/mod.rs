@@ -252,7 +252,8 @@ where
     }
 
     /// Encodes an item and checks it before any call: a map with a valid key,
-    /// no attribute the repository keeps for itself, within 400 KB.
+    /// no attribute the repository keeps for itself. The size is checked on
+    /// the item as it is finally sent ([`check_size`]).
     pub(crate) fn encode(&self, item: &T) -> Result<(Item, Key), RepositoryError<T>> {
         let encoded = codec::encode(item).map_err(RepositoryError::Encode)?;
         if encoded.contains_key(&self.token_attribute) {
@@ -265,15 +266,20 @@ where
             .schema
             .key_of(&encoded)
             .map_err(RepositoryError::InvalidKey)?;
-        let size = item_size(&encoded);
-        if size > MAX_ITEM_BYTES {
-            return Err(RepositoryError::ItemTooLarge {
-                size,
-                limit: MAX_ITEM_BYTES,
-            });
-        }
         Ok((encoded, key))
     }
+}
+
+/// Refuses an item above DynamoDB's 400 KB before any call.
+pub(crate) fn check_size<T>(item: &Item) -> Result<(), RepositoryError<T>> {
+    let size = item_size(item);
+    if size > MAX_ITEM_BYTES {
+        return Err(RepositoryError::ItemTooLarge {
+            size,
+            limit: MAX_ITEM_BYTES,
+        });
+    }
+    Ok(())
 }
 
 fn stored_version(item: &Item, attribute: &str) -> Option<u64> {

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    DeleteCondition, Item, Key, Repository, RepositoryError, WriteToken, Written, item_size,
+    DeleteCondition, Item, Key, Repository, RepositoryError, WriteToken, Written, check_size,
     stored_version,
 };
 use crate::retry::{ErrorKind, Operation};
@@ -109,13 +109,7 @@ where
                 AttributeValue::N(version.to_string()),
             );
         }
-        let size = item_size(&item);
-        if size > super::MAX_ITEM_BYTES {
-            return Err(RepositoryError::ItemTooLarge {
-                size,
-                limit: super::MAX_ITEM_BYTES,
-            });
-        }
+        check_size(&item)?;
         let (condition, names, values) = self.condition(guard, token);
         let result = self
             .client
