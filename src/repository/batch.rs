@@ -61,8 +61,14 @@ where
             let mut output = match result {
                 Ok(output) => output,
                 Err(error) => {
+                    // A read applies nothing: everything left is simply unread.
                     pending.extend(chunk);
-                    return Err(self.incomplete(pending, read, Some(error.into())));
+                    return Err(self.incomplete(
+                        pending,
+                        VecDeque::new(),
+                        read,
+                        Some(error.into()),
+                    ));
                 }
             };
             for item in output
@@ -82,7 +88,7 @@ where
             if !left.is_empty() {
                 pending.extend(left);
                 if !backoff.wait(self, deadline).await {
-                    return Err(self.incomplete(pending, read, None));
+                    return Err(self.incomplete(pending, VecDeque::new(), read, None));
                 }
             }
         }
@@ -91,7 +97,8 @@ where
 
     /// Writes many items (unconditional full-item puts, so repeating one is
     /// harmless). On [`RepositoryError::BatchIncomplete`], `unprocessed` holds
-    /// exactly the keys not confirmed written.
+    /// exactly the keys certainly not written and `uncertain` those whose
+    /// write may have been applied without an answer; all others are written.
     pub async fn batch_put(&self, items: &[T]) -> Result<(), RepositoryError<T>> {
         let mut requests = Vec::with_capacity(items.len());
         for item in items {
@@ -107,7 +114,8 @@ where
     }
 
     /// Deletes many items by key. On [`RepositoryError::BatchIncomplete`],
-    /// `unprocessed` holds exactly the keys not confirmed deleted.
+    /// `unprocessed` holds exactly the keys certainly not deleted and
+    /// `uncertain` those that may have been; all others are deleted.
     pub async fn batch_delete(&self, keys: &[Key]) -> Result<(), RepositoryError<T>> {
         let mut requests = Vec::with_capacity(keys.len());
         for key in keys {
@@ -152,9 +160,21 @@ where
             let mut output = match result {
                 Ok(output) => output,
                 Err(error) => {
-                    pending.extend(chunk);
-                    let keys = self.request_maps(pending);
-                    return Err(self.incomplete(keys.into(), Vec::new(), Some(error.into())));
+                    let failure: super::DynamoFailure = error.into();
+                    // The chunk in flight may have been applied if its answer was
+                    // lost; what was never sent certainly was not.
+                    let (unprocessed, uncertain) = if failure.may_have_applied() {
+                        (pending, chunk.into())
+                    } else {
+                        pending.extend(chunk);
+                        (pending, VecDeque::new())
+                    };
+                    return Err(self.incomplete(
+                        self.request_maps(unprocessed).into(),
+                        self.request_maps(uncertain).into(),
+                        Vec::new(),
+                        Some(failure),
+                    ));
                 }
             };
             let left = output
@@ -166,7 +186,7 @@ where
                 pending.extend(left);
                 if !backoff.wait(self, deadline).await {
                     let keys = self.request_maps(pending);
-                    return Err(self.incomplete(keys.into(), Vec::new(), None));
+                    return Err(self.incomplete(keys.into(), VecDeque::new(), Vec::new(), None));
                 }
             }
         }
@@ -192,19 +212,21 @@ where
 
     fn incomplete(
         &self,
-        key_maps: VecDeque<Item>,
+        unprocessed: VecDeque<Item>,
+        uncertain: VecDeque<Item>,
         read: Vec<T>,
         cause: Option<super::DynamoFailure>,
     ) -> RepositoryError<T> {
-        let cause = cause.map(Box::new);
-        let unprocessed = key_maps
-            .iter()
-            .filter_map(|map| self.schema.key_of(map).ok())
-            .collect();
+        let keys = |maps: VecDeque<Item>| {
+            maps.iter()
+                .filter_map(|map| self.schema.key_of(map).ok())
+                .collect()
+        };
         RepositoryError::BatchIncomplete {
-            unprocessed,
+            unprocessed: keys(unprocessed),
+            uncertain: keys(uncertain),
             read,
-            cause,
+            cause: cause.map(Box::new),
         }
     }
 }

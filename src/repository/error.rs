@@ -58,12 +58,17 @@ pub enum RepositoryError<T> {
     /// A stored item does not decode into the repository's type.
     #[error("cannot decode the stored item: {0}")]
     Decode(#[source] serde_dynamo::Error),
-    /// A batch ended with items DynamoDB did not process: exactly these keys
-    /// were neither written (or deleted) nor read.
-    #[error("{} batch item(s) were not processed{}", .unprocessed.len(), .cause.as_ref().map_or(String::new(), |c| format!(": {c}")))]
+    /// A batch ended with items DynamoDB did not process. Every key of the
+    /// batch is in exactly one place: confirmed done (in neither list),
+    /// `unprocessed` (certainly not written, deleted or read), or `uncertain`
+    /// (sent in a write whose answer never came: it may have been applied).
+    #[error("{} batch item(s) were not processed, {} may or may not have been{}", .unprocessed.len(), .uncertain.len(), .cause.as_ref().map_or(String::new(), |c| format!(": {c}")))]
     BatchIncomplete {
-        /// The keys not processed.
+        /// The keys certainly not processed.
         unprocessed: Vec<Key>,
+        /// The keys of a write cut off without an answer (a timeout or lost
+        /// connection on the last call): they may have been applied.
+        uncertain: Vec<Key>,
         /// For reads, the items that were read.
         read: Vec<T>,
         /// Why the repository stopped retrying, if a call failed for good
