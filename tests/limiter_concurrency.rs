@@ -2,7 +2,7 @@
 //! the admitted total stays within the token bucket's bound.
 //!
 //! The workers are this test binary run again, with an environment variable
-//! that turns `worker` from a no-op into a worker.
+//! that turns the single-process `worker` test into one share of the load.
 
 mod common;
 
@@ -23,23 +23,42 @@ fn limits(capacity: u64, tokens: u64, period_ms: u64) -> Limits {
     Limits::single("hammer", "bucket", quota).unwrap()
 }
 
-/// Not a test on its own: the process `spawn_workers` starts (with
-/// `--ignored`), which prints how many of its requests were admitted.
+/// One process's share of the hammering: started by `spawn_workers` with the
+/// bucket in the environment, it prints its admitted count for the parent.
+/// Run on its own, it hammers a bucket of its own and checks the same bound
+/// for a single process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a worker process of the concurrency tests, which start it themselves"]
 async fn worker() {
-    let Ok(spec) = std::env::var(WORKER_ENV) else {
+    if let Ok(spec) = std::env::var(WORKER_ENV) {
+        let parts: Vec<&str> = spec.split('|').collect();
+        let [prefix, capacity, tokens, period_ms] = parts[..] else {
+            panic!("bad {WORKER_ENV}: {spec}");
+        };
+        let limits = limits(
+            capacity.parse().unwrap(),
+            tokens.parse().unwrap(),
+            period_ms.parse().unwrap(),
+        );
+        println!("ADMITTED {}", hammer(prefix, &limits).await);
         return;
-    };
-    let parts: Vec<&str> = spec.split('|').collect();
-    let [prefix, capacity, tokens, period_ms] = parts[..] else {
-        panic!("bad {WORKER_ENV}: {spec}");
-    };
-    let limits = limits(
-        capacity.parse().unwrap(),
-        tokens.parse().unwrap(),
-        period_ms.parse().unwrap(),
+    }
+    let (mut manager, keys) = common::redis().await;
+    let (capacity, tokens, period_ms) = (50, 100, 1000);
+    let limits = limits(capacity, tokens, period_ms);
+    let started = server_micros(&mut manager).await;
+    let admitted = hammer(keys.prefix(), &limits).await;
+    let ended = server_micros(&mut manager).await;
+    let bound = capacity + (ended - started) / limits.as_slice()[0].quota().interval_micros();
+    assert!(admitted <= bound, "{admitted} admitted, bound {bound}");
+    assert!(
+        admitted >= capacity,
+        "the full burst of {capacity} is admitted: {admitted}"
     );
+    keys.cleanup().await;
+}
+
+/// Sends this process's requests from several tasks; returns how many were admitted.
+async fn hammer(prefix: &str, limits: &Limits) -> u64 {
     let client = redis::Client::open(common::redis_url()).unwrap();
     let manager = redis::aio::ConnectionManager::new(client).await.unwrap();
     let limiter = RedisLimiter::builder(manager)
@@ -65,7 +84,7 @@ async fn worker() {
     for task in tasks {
         admitted += task.await.unwrap();
     }
-    println!("ADMITTED {admitted}");
+    admitted
 }
 
 async fn server_micros(manager: &mut redis::aio::ConnectionManager) -> u64 {
@@ -88,14 +107,7 @@ async fn spawn_workers(
     let children: Vec<_> = (0..PROCESSES)
         .map(|_| {
             Command::new(&exe)
-                .args([
-                    "worker",
-                    "--exact",
-                    "--ignored",
-                    "--nocapture",
-                    "--test-threads",
-                    "1",
-                ])
+                .args(["worker", "--exact", "--nocapture", "--test-threads", "1"])
                 .env(WORKER_ENV, &spec)
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
