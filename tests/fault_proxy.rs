@@ -13,32 +13,16 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
-use dynagate_fault_proxy::{
-    Capacity, ErrorKind, FaultProxy, HotKey, ProxyConfig, Rule, RuleSet, RunningProxy, Upstream,
-};
+use dynagate_fault_proxy::{Capacity, ErrorKind, HotKey, Rule, RuleSet, RunningProxy};
 
 /// A proxy on a free loopback port in front of the tests' DynamoDB, seeded.
 async fn start_proxy(rules: Vec<Rule>) -> RunningProxy {
-    let upstream = Upstream::parse(&common::dynamodb_endpoint())
-        .expect("the fault proxy forwards to a plain http:// DynamoDB endpoint");
-    let config = ProxyConfig::default()
-        .with_listen("127.0.0.1:0".parse().expect("loopback address"))
-        .with_upstream(upstream)
-        .with_seed(20_240_101)
-        .with_rules(RuleSet::new(rules).expect("valid rules"));
-    FaultProxy::start(config)
-        .await
-        .expect("the fault proxy starts")
+    common::fault_proxy(rules, 20_240_101).await
 }
 
 /// An SDK client (retries off, as dynagate builds it) that talks through the proxy.
 async fn client_through(proxy: &RunningProxy) -> Client {
-    let config = common::sdk_config()
-        .await
-        .to_builder()
-        .endpoint_url(proxy.url())
-        .build();
-    dynagate::client::sdk_client(&config)
+    dynagate::client::sdk_client(&common::sdk_config_via(&proxy.url()).await)
 }
 
 fn s(value: &str) -> AttributeValue {

@@ -19,9 +19,7 @@ use dynagate::repository::{
     Consistency, Key, KeySchema, KeyType, Repository, RepositoryError, WriteToken,
 };
 use dynagate::{ResilientClient, RetryPolicy};
-use dynagate_fault_proxy::{
-    Capacity, ErrorKind, FaultProxy, ProxyConfig, Rule, RuleSet, RunningProxy, Upstream,
-};
+use dynagate_fault_proxy::{Capacity, ErrorKind, Rule, RunningProxy};
 use serde::{Deserialize, Serialize};
 
 const WRITERS: usize = 16;
@@ -64,12 +62,24 @@ async fn proxy() -> RunningProxy {
         .with_error(ErrorKind::InternalServerError, 0.03)
         .with_drop_response(0.03)
         .with_capacity(Capacity::new(None, Some(CAPACITY)).with_burst_seconds(1));
-    let config = ProxyConfig::default()
-        .with_listen("127.0.0.1:0".parse().unwrap())
-        .with_upstream(Upstream::parse(&common::dynamodb_endpoint()).unwrap())
-        .with_seed(2026)
-        .with_rules(RuleSet::new(vec![faults]).unwrap());
-    FaultProxy::start(config).await.unwrap()
+    common::fault_proxy(vec![faults], 2026).await
+}
+
+/// A repository of entries on `table`, reached through `proxy`.
+async fn entries_through(
+    proxy: &RunningProxy,
+    table: &common::TestTable,
+    deadline: Duration,
+) -> Repository<Entry> {
+    let client = ResilientClient::new(
+        &common::sdk_config_via(&proxy.url()).await,
+        RetryPolicy::builder().deadline(deadline).build().unwrap(),
+    );
+    Repository::new(
+        client,
+        table.name(),
+        KeySchema::partition("pk", KeyType::String),
+    )
 }
 
 async fn writer(id: u32, writes: u32, entries: Repository<Entry>) -> Ledger {
@@ -190,23 +200,7 @@ async fn stored_items(
 async fn run_ledger(writes: u32) {
     let table = common::TestTable::create("ledger").await;
     let proxy = proxy().await;
-    let config = common::sdk_config()
-        .await
-        .to_builder()
-        .endpoint_url(proxy.url())
-        .build();
-    let client = ResilientClient::new(
-        &config,
-        RetryPolicy::builder()
-            .deadline(Duration::from_secs(30))
-            .build()
-            .unwrap(),
-    );
-    let entries: Repository<Entry> = Repository::new(
-        client,
-        table.name(),
-        KeySchema::partition("pk", KeyType::String),
-    );
+    let entries = entries_through(&proxy, &table, Duration::from_secs(30)).await;
 
     let started = Instant::now();
     let per_writer = writes.div_ceil(WRITERS as u32);
@@ -318,32 +312,8 @@ async fn a_batch_that_runs_out_of_time_names_exactly_the_items_not_written() {
     let table = common::TestTable::create("batch-deadline").await;
     // 5 WCU/s, empty bank: 60 items cannot be written within a 1 s deadline.
     let rule = Rule::new(table.name(), "*").with_capacity(Capacity::new(None, Some(5)));
-    let proxy = FaultProxy::start(
-        ProxyConfig::default()
-            .with_listen("127.0.0.1:0".parse().unwrap())
-            .with_upstream(Upstream::parse(&common::dynamodb_endpoint()).unwrap())
-            .with_seed(1)
-            .with_rules(RuleSet::new(vec![rule]).unwrap()),
-    )
-    .await
-    .unwrap();
-    let config = common::sdk_config()
-        .await
-        .to_builder()
-        .endpoint_url(proxy.url())
-        .build();
-    let client = ResilientClient::new(
-        &config,
-        RetryPolicy::builder()
-            .deadline(Duration::from_secs(1))
-            .build()
-            .unwrap(),
-    );
-    let entries: Repository<Entry> = Repository::new(
-        client,
-        table.name(),
-        KeySchema::partition("pk", KeyType::String),
-    );
+    let proxy = common::fault_proxy(vec![rule], 1).await;
+    let entries = entries_through(&proxy, &table, Duration::from_secs(1)).await;
     let items: Vec<Entry> = (0..60)
         .map(|i| Entry {
             pk: format!("b{i}"),

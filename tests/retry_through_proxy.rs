@@ -11,26 +11,14 @@ use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use dynagate::retry::RetryBudget;
 use dynagate::retry::RetryCosts;
 use dynagate::{GiveUp, Operation, ResilientClient, RetryPolicy};
-use dynagate_fault_proxy::{
-    Capacity, ErrorKind as Injected, FaultProxy, ProxyConfig, Rule, RuleSet, RunningProxy, Upstream,
-};
+use dynagate_fault_proxy::{Capacity, ErrorKind as Injected, Rule, RunningProxy};
 
 async fn proxy(rules: Vec<Rule>) -> RunningProxy {
-    let config = ProxyConfig::default()
-        .with_listen("127.0.0.1:0".parse().unwrap())
-        .with_upstream(Upstream::parse(&common::dynamodb_endpoint()).expect("endpoint URL"))
-        .with_seed(7)
-        .with_rules(RuleSet::new(rules).expect("valid rules"));
-    FaultProxy::start(config).await.expect("proxy starts")
+    common::fault_proxy(rules, 7).await
 }
 
 async fn client_through(proxy: &RunningProxy, policy: RetryPolicy) -> ResilientClient {
-    let config = common::sdk_config()
-        .await
-        .to_builder()
-        .endpoint_url(proxy.url())
-        .build();
-    ResilientClient::new(&config, policy)
+    ResilientClient::new(&common::sdk_config_via(&proxy.url()).await, policy)
 }
 
 fn put(

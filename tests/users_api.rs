@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use dynagate::http::TrustedProxies;
 use dynagate::limiter::FailurePolicy;
-use dynagate_fault_proxy::{FaultProxy, ProxyConfig, Rule, RuleSet, Upstream};
+use dynagate_fault_proxy::Rule;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -474,22 +474,12 @@ async fn health_readiness_metrics_and_openapi() {
 
 #[tokio::test]
 async fn dynamodb_throttling_that_outlasts_the_deadline_is_503_with_retry_after() {
-    // 1 WCU/s with an empty bank: creates are throttled past the 1.5 s deadline.
-    let proxy = FaultProxy::start(
-        ProxyConfig::default()
-            .with_listen("127.0.0.1:0".parse().unwrap())
-            .with_upstream(Upstream::parse(&common::dynamodb_endpoint()).unwrap())
-            .with_seed(4)
-            .with_rules(
-                RuleSet::new(vec![Rule::new("*", "PutItem").with_error(
-                    dynagate_fault_proxy::ErrorKind::ProvisionedThroughputExceeded,
-                    1.0,
-                )])
-                .unwrap(),
-            ),
-    )
-    .await
-    .unwrap();
+    // Every PutItem throttled: the create backs off until the 1.5 s deadline.
+    let throttle_puts = Rule::new("*", "PutItem").with_error(
+        dynagate_fault_proxy::ErrorKind::ProvisionedThroughputExceeded,
+        1.0,
+    );
+    let proxy = common::fault_proxy(vec![throttle_puts], 4).await;
     let api = Api::start_with(Some(proxy.url()), (100, 100), TrustedProxies::none()).await;
     let reply = api
         .call(Method::POST, "/api/v1/users", &[], &user("t"))

@@ -162,6 +162,34 @@ pub async fn sdk_config() -> SdkConfig {
     loader.load().await
 }
 
+/// The tests' AWS configuration pointed at `endpoint` instead (a fault proxy).
+pub async fn sdk_config_via(endpoint: &str) -> SdkConfig {
+    sdk_config()
+        .await
+        .to_builder()
+        .endpoint_url(endpoint)
+        .build()
+}
+
+/// A fault proxy on a free loopback port in front of the tests' DynamoDB,
+/// applying `rules`, its randomness seeded with `seed`.
+pub async fn fault_proxy(
+    rules: Vec<dynagate_fault_proxy::Rule>,
+    seed: u64,
+) -> dynagate_fault_proxy::RunningProxy {
+    use dynagate_fault_proxy::{FaultProxy, ProxyConfig, RuleSet, Upstream};
+    let upstream = Upstream::parse(&dynamodb_endpoint())
+        .expect("the fault proxy forwards to a plain http:// DynamoDB endpoint");
+    let config = ProxyConfig::default()
+        .with_listen("127.0.0.1:0".parse().expect("loopback address"))
+        .with_upstream(upstream)
+        .with_seed(seed)
+        .with_rules(RuleSet::new(rules).expect("valid rules"));
+    FaultProxy::start(config)
+        .await
+        .expect("the fault proxy starts")
+}
+
 /// A DynamoDB client built the way dynagate builds it (SDK retries disabled).
 pub async fn dynamodb() -> Client {
     dynagate::client::sdk_client(&sdk_config().await)
