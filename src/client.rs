@@ -16,6 +16,7 @@ use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
+use crate::capacity::{CapacityGate, ConsumedCapacityInterceptor};
 use crate::error::RetryError;
 use crate::retry::{Operation, RetryPolicy};
 
@@ -48,6 +49,7 @@ use crate::retry::{Operation, RetryPolicy};
 pub struct ResilientClient {
     sdk: Client,
     policy: RetryPolicy,
+    gate: Option<CapacityGate>,
 }
 
 impl ResilientClient {
@@ -64,7 +66,29 @@ impl ResilientClient {
         ResilientClient {
             sdk: sdk_client(config),
             policy,
+            gate: None,
         }
+    }
+
+    /// Puts every attempt of this client through a fleet
+    /// [capacity gate](crate::capacity): it waits for its turn on its table's
+    /// capacity, shared with every instance using the same Redis, and the
+    /// `ConsumedCapacity` DynamoDB reports corrects the estimate.
+    pub fn with_gate(mut self, gate: CapacityGate) -> ResilientClient {
+        let config = self
+            .sdk
+            .config()
+            .to_builder()
+            .interceptor(ConsumedCapacityInterceptor)
+            .build();
+        self.sdk = Client::from_conf(config);
+        self.gate = Some(gate);
+        self
+    }
+
+    /// The capacity gate, if the client has one.
+    pub fn gate(&self) -> Option<&CapacityGate> {
+        self.gate.as_ref()
     }
 
     /// The underlying SDK client (its retries are off). Calls made on it
@@ -93,7 +117,14 @@ impl ResilientClient {
         Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        self.policy.run(&operation, || request(&self.sdk)).await
+        match &self.gate {
+            Some(gate) => {
+                self.policy
+                    .run_gated(&operation, gate, || request(&self.sdk))
+                    .await
+            }
+            None => self.policy.run(&operation, || request(&self.sdk)).await,
+        }
     }
 }
 

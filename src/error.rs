@@ -48,6 +48,10 @@ pub enum GiveUp {
     BudgetExhausted,
     /// The operation's deadline leaves no time for another attempt.
     DeadlineExceeded,
+    /// The [capacity gate](crate::capacity) could not give the attempt a turn
+    /// within the deadline: the fleet already uses the table's capacity.
+    /// Nothing was sent; `retry_after` says when a turn is free.
+    OverCapacity,
 }
 
 impl GiveUp {
@@ -59,6 +63,7 @@ impl GiveUp {
             GiveUp::MaxAttempts => "max_attempts",
             GiveUp::BudgetExhausted => "budget_exhausted",
             GiveUp::DeadlineExceeded => "deadline_exceeded",
+            GiveUp::OverCapacity => "over_capacity",
         }
     }
 }
@@ -73,6 +78,9 @@ impl fmt::Display for GiveUp {
             GiveUp::MaxAttempts => "the maximum number of attempts was reached",
             GiveUp::BudgetExhausted => "the client's retry budget is exhausted",
             GiveUp::DeadlineExceeded => "the deadline leaves no time for another attempt",
+            GiveUp::OverCapacity => {
+                "the table's capacity is taken until after the deadline, so nothing was sent"
+            }
         })
     }
 }
@@ -210,5 +218,31 @@ pub enum LimiterError {
     UnexpectedReply {
         /// The reply, as debug text.
         reply: String,
+    },
+}
+
+/// The capacity of a table could not be read for the
+/// [capacity gate](crate::capacity).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CapacityError {
+    /// `DescribeTable` failed.
+    #[error("DescribeTable {table} failed; check the table name, region and permissions")]
+    Describe {
+        /// The table.
+        table: String,
+        /// What the SDK reported.
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+    /// The table bills on demand and has no maximum throughput, so there is
+    /// nothing to pace by.
+    #[error(
+        "table {table} bills on demand without a maximum throughput: configure the ceiling \
+         the fleet should stay under with TableCapacity::provisioned"
+    )]
+    OnDemand {
+        /// The table.
+        table: String,
     },
 }

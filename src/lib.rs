@@ -28,6 +28,10 @@
 //! - [`limiter`]: Redis token buckets (GCRA, one key per bucket, one Lua
 //!   script, Redis Cluster safe) with a failure policy, and the same model in
 //!   memory.
+//! - [`capacity`]: the fleet capacity gate, a Redis bucket per table that
+//!   keeps every instance together under the table's capacity, corrected by
+//!   the `ConsumedCapacity` DynamoDB reports and adapting (AIMD) when
+//!   DynamoDB throttles anyway.
 //! - `http` (feature `axum`): a tower layer that gates callers per API key and
 //!   per client IP and answers 429 with `Retry-After` and `RateLimit` headers.
 //!
@@ -86,6 +90,7 @@
     rust_2018_idioms
 )]
 
+pub mod capacity;
 pub mod client;
 pub mod error;
 #[cfg(feature = "axum")]
@@ -94,6 +99,7 @@ pub mod limiter;
 pub mod repository;
 pub mod retry;
 
+pub use crate::capacity::CapacityGate;
 pub use crate::client::ResilientClient;
 pub use crate::error::{ConfigError, GiveUp, RetryError};
 pub use crate::limiter::{Decision, Limits, MemoryLimiter, Quota, RateLimiter, RedisLimiter};

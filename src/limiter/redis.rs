@@ -21,10 +21,10 @@
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use redis::{ErrorKind, RedisError, ServerErrorKind};
+use redis::RedisError;
 
 use crate::error::{ConfigError, LimiterError};
-use crate::limiter::connection::RedisConnection;
+use crate::limiter::connection::{self, RedisConnection};
 use crate::limiter::decision::{DecidedBy, Decision, Outcome, Verdict};
 use crate::limiter::deny_cache::DenyCache;
 use crate::limiter::limits::{Limits, check_no_braces};
@@ -275,38 +275,22 @@ impl RateLimiter for RedisLimiter {
     }
 }
 
-/// `EVALSHA`, and on `NOSCRIPT` the same call as `EVAL`, which also caches
-/// the script on the node that owns the keys.
+/// The decision script through [`run_script`](crate::limiter::connection::run_script).
 async fn run_script(
     connection: &mut RedisConnection,
     namespace: &str,
     keys: &[String],
     args: &[u64],
 ) -> Result<Vec<i64>, RedisError> {
-    let mut evalsha = redis::cmd("EVALSHA");
-    evalsha
-        .arg(SCRIPT_HASH.as_str())
-        .arg(keys.len())
-        .arg(keys)
-        .arg(args);
-    match evalsha.query_async(connection).await {
-        Err(error) if is_noscript(&error) => {
-            metrics::counter!(
-                "dynagate_limiter_script_reloads_total",
-                "namespace" => namespace.to_owned(),
-            )
-            .increment(1);
-            tracing::debug!(namespace, "NOSCRIPT: sending the rate-limit script again");
-            let mut eval = redis::cmd("EVAL");
-            eval.arg(SCRIPT).arg(keys.len()).arg(keys).arg(args);
-            eval.query_async(connection).await
-        }
-        other => other,
-    }
-}
-
-fn is_noscript(error: &RedisError) -> bool {
-    error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) || error.code() == Some("NOSCRIPT")
+    let on_reload = || {
+        metrics::counter!(
+            "dynagate_limiter_script_reloads_total",
+            "namespace" => namespace.to_owned(),
+        )
+        .increment(1);
+        tracing::debug!(namespace, "NOSCRIPT: sending the rate-limit script again");
+    };
+    connection::run_script(connection, (SCRIPT, &SCRIPT_HASH), keys, args, on_reload).await
 }
 
 fn error_kind(error: &RedisError) -> &'static str {

@@ -52,6 +52,7 @@ pub use self::budget::{RetryBudget, RetryCosts};
 pub use self::classify::{
     Ambiguity, ErrorKind, Throttle, ThrottleCode, ThrottlingReason, Transient, classify,
 };
+use crate::capacity::Direction;
 use crate::error::{ConfigError, GiveUp, RetryError};
 
 /// One DynamoDB operation as the retry loop sees it: its name, its table,
@@ -62,6 +63,18 @@ pub struct Operation {
     table: Option<String>,
     idempotent: bool,
     deadline: Option<Deadline>,
+    capacity: CapacityUse,
+}
+
+/// What an operation takes from its table's capacity, for the
+/// [capacity gate](crate::capacity): the direction, the estimated units, the
+/// index and the partition key value it falls on.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CapacityUse {
+    pub(crate) direction: Option<Direction>,
+    pub(crate) units: Option<f64>,
+    pub(crate) index: Option<String>,
+    pub(crate) partition_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -78,6 +91,7 @@ impl Operation {
             table: Some(table.into()),
             idempotent: true,
             deadline: None,
+            capacity: CapacityUse::of(Direction::Read),
         }
     }
 
@@ -90,16 +104,19 @@ impl Operation {
             table: Some(table.into()),
             idempotent: false,
             deadline: None,
+            capacity: CapacityUse::of(Direction::Write),
         }
     }
 
-    /// An operation on no single table (`ListTables`, `BatchWriteItem`, ...).
+    /// An operation on no single table (`ListTables`, `DescribeLimits`, a
+    /// batch across tables, ...). The capacity gate lets it through.
     pub fn untabled(name: &'static str, idempotent: bool) -> Operation {
         Operation {
             name,
             table: None,
             idempotent,
             deadline: None,
+            capacity: CapacityUse::default(),
         }
     }
 
@@ -123,6 +140,30 @@ impl Operation {
         self
     }
 
+    /// The capacity units the operation is expected to consume, for the
+    /// [capacity gate](crate::capacity) (default 1). The gate takes this
+    /// before the call and corrects by the `ConsumedCapacity` DynamoDB
+    /// returns; [`crate::capacity::estimate`] computes it from item sizes.
+    pub fn units(mut self, units: f64) -> Operation {
+        self.capacity.units = Some(units);
+        self
+    }
+
+    /// The operation reads or writes this index (a `Query` on a global
+    /// secondary index): the gate takes from the index's capacity.
+    pub fn index(mut self, index: impl Into<String>) -> Operation {
+        self.capacity.index = Some(index.into());
+        self
+    }
+
+    /// The partition key value the operation falls on. When DynamoDB
+    /// throttles that key alone (a hot key), the gate slows calls to that key
+    /// and leaves the rest of the table alone.
+    pub fn partition_key(mut self, value: impl Into<String>) -> Operation {
+        self.capacity.partition_key = Some(value.into());
+        self
+    }
+
     /// The operation's name.
     pub fn name(&self) -> &'static str {
         self.name
@@ -137,6 +178,63 @@ impl Operation {
     pub fn is_idempotent(&self) -> bool {
         self.idempotent
     }
+
+    pub(crate) fn capacity(&self) -> &CapacityUse {
+        &self.capacity
+    }
+}
+
+impl CapacityUse {
+    fn of(direction: Direction) -> CapacityUse {
+        CapacityUse {
+            direction: Some(direction),
+            ..CapacityUse::default()
+        }
+    }
+}
+
+/// A gate every attempt passes before it is sent: the
+/// [capacity gate](crate::capacity::CapacityGate), or nothing.
+pub(crate) trait Gate {
+    /// What an admitted attempt carries to [`Gate::settle`].
+    type Ticket;
+
+    /// Waits for the attempt's turn. `latest_start` is the last instant an
+    /// attempt may start and still fit the deadline; when the turn comes
+    /// later, the error says how long the caller would have had to wait.
+    async fn admit(
+        &self,
+        operation: &Operation,
+        latest_start: Instant,
+    ) -> Result<Self::Ticket, Duration>;
+
+    /// Runs the attempt, watching what it consumed.
+    async fn attempt<F: Future>(&self, ticket: &Self::Ticket, attempt: F) -> F::Output;
+
+    /// Reports the attempt's outcome: `None` on success, else its error kind.
+    async fn settle(
+        &self,
+        operation: &Operation,
+        ticket: Self::Ticket,
+        failure: Option<&ErrorKind>,
+    );
+}
+
+/// No gate: every attempt goes at once.
+pub(crate) struct Ungated;
+
+impl Gate for Ungated {
+    type Ticket = ();
+
+    async fn admit(&self, _: &Operation, _: Instant) -> Result<(), Duration> {
+        Ok(())
+    }
+
+    async fn attempt<F: Future>(&self, _: &(), attempt: F) -> F::Output {
+        attempt.await
+    }
+
+    async fn settle(&self, _: &Operation, _: (), _: Option<&ErrorKind>) {}
 }
 
 /// What to do after a failed attempt.
@@ -254,12 +352,28 @@ impl RetryPolicy {
     pub async fn run<T, E, F, Fut>(
         &self,
         operation: &Operation,
+        attempt: F,
+    ) -> Result<T, RetryError<E>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        self.run_gated(operation, &Ungated, attempt).await
+    }
+
+    /// [`run`](RetryPolicy::run), every attempt passing `gate` first.
+    pub(crate) async fn run_gated<T, E, F, Fut, G>(
+        &self,
+        operation: &Operation,
+        gate: &G,
         mut attempt: F,
     ) -> Result<T, RetryError<E>>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + 'static,
+        G: Gate,
     {
         let started = Instant::now();
         let deadline = match operation.deadline {
@@ -289,9 +403,22 @@ impl RetryPolicy {
                     let (kind, last) = last_failure.take().unzip();
                     return Err(self.give_up(&state, GiveUp::DeadlineExceeded, kind, last));
                 }
+                let latest_start = deadline
+                    .checked_sub(self.expected_attempt_time())
+                    .unwrap_or(deadline);
+                let ticket = match gate.admit(operation, latest_start).await {
+                    Ok(ticket) => ticket,
+                    Err(wait) => {
+                        let (kind, last) = last_failure.take().unzip();
+                        let mut error = self.give_up(&state, GiveUp::OverCapacity, kind, last);
+                        error.retry_after = Some(wait);
+                        return Err(error);
+                    }
+                };
+                let remaining = deadline.saturating_duration_since(Instant::now());
                 state.attempts += 1;
                 let attempt_started = Instant::now();
-                let outcome = tokio::time::timeout(remaining, attempt())
+                let outcome = tokio::time::timeout(remaining, gate.attempt(&ticket, attempt()))
                     .instrument(tracing::debug_span!(
                         "dynamodb_attempt",
                         attempt = state.attempts
@@ -299,6 +426,7 @@ impl RetryPolicy {
                     .await;
                 let error = match outcome {
                     Ok(Ok(value)) => {
+                        gate.settle(operation, ticket, None).await;
                         self.attempt_time.record(attempt_started.elapsed());
                         self.budget.deposit_success();
                         count_attempt(operation, "success");
@@ -319,6 +447,7 @@ impl RetryPolicy {
                     }
                 };
                 let kind = classify(&error);
+                gate.settle(operation, ticket, Some(&kind)).await;
                 count_attempt(operation, kind.label());
                 state.may_have_applied |= kind.may_have_applied();
                 match self.decide(&kind, operation, state.attempts, previous_delay, deadline) {
@@ -364,7 +493,10 @@ impl RetryPolicy {
         last: Option<SdkError<E, HttpResponse>>,
     ) -> RetryError<E> {
         let waiting_helps = match reason {
-            GiveUp::BudgetExhausted | GiveUp::DeadlineExceeded | GiveUp::MaxAttempts => true,
+            GiveUp::BudgetExhausted
+            | GiveUp::DeadlineExceeded
+            | GiveUp::MaxAttempts
+            | GiveUp::OverCapacity => true,
             GiveUp::NotRetryable | GiveUp::MaybeApplied => false,
         };
         let retry_after = match &kind {

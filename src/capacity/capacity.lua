@@ -1,0 +1,178 @@
+-- dynagate capacity gate, v1: a fleet-wide pacing bucket with an adaptive
+-- (AIMD) rate, the Redis side of src/capacity/gate.rs.
+--
+-- KEYS[1]  the bucket of a table (or index) and direction: a hash
+--          {tat, rate, at, epoch}
+-- KEYS[2]  optional, same hash tag: the bucket of one partition key value,
+--          present only after that key was throttled on its own (hot key)
+--
+-- Fields: tat    theoretical arrival time, microseconds of the server's TIME:
+--                the instant the bucket has paid for every reservation so far
+--         rate   the adaptive rate in units per second when it was last cut
+--         at     when it was cut (us); the rate climbs back linearly from then
+--         epoch  how many times it was cut: a throttle cuts the rate only if
+--                the throttled call was admitted in the current epoch, so the
+--                in-flight calls of a whole fleet cut it once, not N times
+--
+-- ARGV[1] the command; ARGV[2..7] for every command (rates in units/s):
+--   max_rate, min_rate (the table bucket's bounds), increase (units/s gained
+--   per second), burst_us, key_max_rate, key_min_rate (a key bucket's bounds)
+--
+-- reserve  ARGV[8] units, ARGV[9] max_wait_us
+--   Takes `units` from every bucket. The caller may go at now + wait; when
+--   wait > max_wait nothing is written (the caller is over capacity).
+--   -> {admitted 1|0, wait_us, rate_milli, epoch, key_epoch (-1: no key bucket)}
+-- adjust   ARGV[8] delta_milli (consumed - reserved, in thousandths of a unit)
+--   Charges more (positive) or gives back (negative) on every bucket.
+--   -> {rate_milli}
+-- throttle ARGV[8] epoch seen, ARGV[9] decrease (0..1),
+--          ARGV[10] scope: "table" cuts KEYS[1], "key" cuts (creates) KEYS[2]
+--   -> {cut 1|0, rate_milli of the bucket in scope}
+-- state    -> {rate_milli, epoch, backlog_us (until every reservation is paid)}
+--
+-- Lua numbers are doubles; replies are integers (floors), as Redis converts them.
+
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local command = ARGV[1]
+local max_rate = tonumber(ARGV[2])
+local min_rate = tonumber(ARGV[3])
+local increase = tonumber(ARGV[4])
+local burst_us = tonumber(ARGV[5])
+local key_max = tonumber(ARGV[6])
+local key_min = tonumber(ARGV[7])
+
+-- The bucket's state now: its rate climbed back since its last cut.
+local function load(key, ceiling, floor)
+  local v = redis.call('HMGET', key, 'tat', 'rate', 'at', 'epoch')
+  local exists = v[2] ~= false
+  local rate = tonumber(v[2]) or ceiling
+  local at = tonumber(v[3]) or now
+  if at > now then
+    at = now
+  end
+  rate = rate + increase * (now - at) / 1000000
+  if rate > ceiling then
+    rate = ceiling
+  end
+  if rate < floor then
+    rate = floor
+  end
+  local tat = tonumber(v[1]) or now
+  if tat < now then
+    tat = now
+  end
+  return {exists = exists, tat = tat, rate = rate, base = tonumber(v[2]) or ceiling,
+          at = at, epoch = tonumber(v[4]) or 0, ceiling = ceiling, floor = floor}
+end
+
+-- Keeps a bucket while it matters: until it has paid for its reservations
+-- and its rate is back at the ceiling. A bucket that expired is a fresh one.
+local function store(key, b, fields)
+  redis.call('HSET', key, unpack(fields))
+  local paid = b.tat - now + burst_us
+  local recovered = 0
+  if b.rate < b.ceiling and increase > 0 then
+    recovered = (b.ceiling - b.rate) / increase * 1000000
+  end
+  local keep = math.max(paid, recovered) / 1000 + 1000
+  redis.call('PEXPIRE', key, string.format('%.0f', math.ceil(keep)))
+end
+
+local function milli(rate)
+  return math.floor(rate * 1000)
+end
+
+local function fmt(x)
+  return string.format('%.0f', x)
+end
+
+if command == 'state' then
+  local b = load(KEYS[1], max_rate, min_rate)
+  return {milli(b.rate), b.epoch, math.ceil(b.tat - now)}
+end
+
+if command == 'reserve' then
+  local units = tonumber(ARGV[8])
+  local max_wait = tonumber(ARGV[9])
+  local buckets = {load(KEYS[1], max_rate, min_rate)}
+  local key_epoch = -1
+  if KEYS[2] then
+    local k = load(KEYS[2], key_max, key_min)
+    if k.exists then
+      buckets[2] = k
+      key_epoch = k.epoch
+    end
+  end
+  local wait = 0
+  for _, b in ipairs(buckets) do
+    b.new_tat = b.tat + units * 1000000 / b.rate
+    local w = b.new_tat - burst_us - now
+    if w > wait then
+      wait = w
+    end
+  end
+  local table_bucket = buckets[1]
+  if wait > max_wait then
+    return {0, math.ceil(wait), milli(table_bucket.rate), table_bucket.epoch, key_epoch}
+  end
+  for i, b in ipairs(buckets) do
+    b.tat = b.new_tat
+    store(KEYS[i], b, {'tat', fmt(b.tat)})
+  end
+  return {1, math.ceil(wait), milli(table_bucket.rate), table_bucket.epoch, key_epoch}
+end
+
+if command == 'adjust' then
+  local delta = tonumber(ARGV[8]) / 1000
+  local result = 0
+  for i = 1, #KEYS do
+    local b
+    if i == 1 then
+      b = load(KEYS[i], max_rate, min_rate)
+    else
+      b = load(KEYS[i], key_max, key_min)
+    end
+    if i == 1 or b.exists then
+      b.tat = b.tat + delta * 1000000 / b.rate
+      if b.tat < now then
+        b.tat = now
+      end
+      store(KEYS[i], b, {'tat', fmt(b.tat)})
+      if i == 1 then
+        result = milli(b.rate)
+      end
+    end
+  end
+  return {result}
+end
+
+if command == 'throttle' then
+  local seen = tonumber(ARGV[8])
+  local decrease = tonumber(ARGV[9])
+  local scope = ARGV[10]
+  local key, b
+  if scope == 'key' then
+    key = KEYS[2]
+    b = load(key, key_max, key_min)
+    if not b.exists then
+      -- First throttle of this key alone: start its own bucket at the
+      -- table's rate, cut at once, then cut on every further throttle.
+      local t = load(KEYS[1], max_rate, min_rate)
+      b.rate = math.min(key_max, t.rate)
+      seen = 0
+    end
+  else
+    key = KEYS[1]
+    b = load(key, max_rate, min_rate)
+  end
+  if b.epoch ~= seen then
+    return {0, milli(b.rate)}
+  end
+  b.rate = math.max(b.floor, b.rate * decrease)
+  b.epoch = b.epoch + 1
+  store(key, b, {'tat', fmt(b.tat), 'rate', tostring(b.rate), 'at', fmt(now), 'epoch', b.epoch})
+  return {1, milli(b.rate)}
+end
+
+return redis.error_reply('dynagate capacity: unknown command ' .. tostring(command))
