@@ -513,3 +513,121 @@ async fn a_fleet_of_processes_stays_under_capacity_with_the_gate_and_not_without
     gated_table.delete().await;
     ungated_table.delete().await;
 }
+
+#[tokio::test]
+async fn describe_table_reads_provisioned_capacity_and_refuses_on_demand_without_a_maximum() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+        ProjectionType, ProvisionedThroughput, ScalarAttributeType,
+    };
+    let sdk = common::dynamodb().await;
+    let name = common::unique_name("dg-capacity-describe");
+    let attribute = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let hash = |n: &str| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(KeyType::Hash)
+            .build()
+            .unwrap()
+    };
+    let throughput = |r, w| {
+        ProvisionedThroughput::builder()
+            .read_capacity_units(r)
+            .write_capacity_units(w)
+            .build()
+            .unwrap()
+    };
+    sdk.create_table()
+        .table_name(&name)
+        .attribute_definitions(attribute("pk"))
+        .attribute_definitions(attribute("email"))
+        .key_schema(hash("pk"))
+        .provisioned_throughput(throughput(30, 20))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("by_email")
+                .key_schema(hash("email"))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .provisioned_throughput(throughput(7, 5))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let described = TableCapacity::describe(&sdk, &name).await;
+    sdk.delete_table().table_name(&name).send().await.unwrap();
+    let expected =
+        TableCapacity::provisioned(name.as_str(), 30.0, 20.0).with_index("by_email", 7.0, 5.0);
+    assert_eq!(described.unwrap(), expected);
+
+    let on_demand = TestTable::create("capacity-on-demand").await;
+    let refused = TableCapacity::describe(&sdk, on_demand.name()).await;
+    assert!(
+        matches!(
+            refused,
+            Err(dynagate::error::CapacityError::OnDemand { .. })
+        ),
+        "{refused:?}"
+    );
+    let missing = TableCapacity::describe(&sdk, "dg-no-such-table").await;
+    assert!(matches!(
+        missing,
+        Err(dynagate::error::CapacityError::Describe { .. })
+    ));
+    on_demand.delete().await;
+}
+
+#[tokio::test]
+async fn with_redis_dead_the_gate_lets_calls_through_and_on_a_cluster_it_gates() {
+    let table = TestTable::create("capacity-fail-open").await;
+    let dynamodb = client(None, Duration::from_secs(2)).await;
+    let capacity = || TableCapacity::provisioned(table.name(), 1.0, 1.0);
+
+    // A gate of 1 WCU/s on a Redis that dies: the calls go ungated, all of
+    // them, instead of failing or waiting out their deadline.
+    let mut doomed = common::ThrowawayRedis::start().await;
+    let manager = ConnectionManager::new(redis::Client::open(doomed.url.as_str()).unwrap())
+        .await
+        .unwrap();
+    let gate = CapacityGate::builder(manager)
+        .table(capacity())
+        .redis_deadline(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let gated = dynamodb.clone().with_gate(gate);
+    doomed.kill();
+    for i in 0..5 {
+        put(&gated, table.name(), &format!("open{i}"), 10, 1.0)
+            .await
+            .expect("fails open");
+    }
+
+    // On a Redis Cluster, a table's bucket and its hot-key buckets share a
+    // slot: a call with a partition key is gated (the second one refused).
+    let (cluster, keys) = common::redis_cluster().await;
+    let gate = CapacityGate::builder(cluster)
+        .prefix(keys.prefix().trim_end_matches(':'))
+        .table(capacity())
+        .redis_deadline(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let gated = client(None, Duration::from_millis(300))
+        .await
+        .with_gate(gate);
+    put(&gated, table.name(), "c1", 10, 1.0).await.unwrap();
+    let refused = put(&gated, table.name(), "c2", 10, 1.0).await.unwrap_err();
+    assert_eq!(refused.reason(), GiveUp::OverCapacity, "{refused}");
+    keys.cleanup().await;
+    table.delete().await;
+}

@@ -52,14 +52,25 @@ impl Api {
         quota: (u64, u64),
         trusted: TrustedProxies,
     ) -> Api {
+        Self::start_configured(endpoint, quota, |config| config.trusted_proxies = trusted).await
+    }
+
+    /// [`start_with`](Api::start_with), `configure` changing the service's
+    /// configuration last.
+    async fn start_configured(
+        endpoint: Option<String>,
+        quota: (u64, u64),
+        configure: impl FnOnce(&mut service::Config),
+    ) -> Api {
         let users = common::TestTable::create_with_key("api-users", "user_id").await;
         let keys = common::TestTable::create_with_key("api-keys", "key_hash").await;
         let (_, redis_keys) = common::redis().await;
         let mut config = service::Config::new(users.name(), keys.name(), &common::redis_url());
         config.limiter_prefix = redis_keys.prefix().to_owned();
-        config.trusted_proxies = trusted;
+        config.capacity_prefix = redis_keys.key("capacity");
         config.dynamodb_deadline = Duration::from_millis(1500);
         config.limiter_deadline = Duration::from_millis(250);
+        configure(&mut config);
         let mut aws = common::sdk_config().await;
         if let Some(endpoint) = endpoint {
             aws = aws.to_builder().endpoint_url(endpoint).build();
@@ -501,54 +512,49 @@ async fn dynamodb_throttling_that_outlasts_the_deadline_is_503_with_retry_after(
     proxy.shutdown().await;
 }
 
-/// A redis-server of the test's own on a free loopback port, killed on drop.
-struct ThrowawayRedis {
-    child: std::process::Child,
-    url: String,
-}
-
-impl ThrowawayRedis {
-    async fn start() -> ThrowawayRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
+#[tokio::test]
+async fn over_the_tables_capacity_a_write_is_503_with_retry_after_and_never_sent() {
+    // The users table may take 1 write a second: the fleet's gate gives the
+    // first create its turn and refuses the next ones at once.
+    let proxy = common::fault_proxy(Vec::new(), 6).await;
+    let api = Api::start_configured(Some(proxy.url()), (100, 100), |config| {
+        config.table_capacity = service::TableCapacitySetting::Units {
+            read: 100.0,
+            write: 1.0,
+        };
+        config.dynamodb_deadline = Duration::from_millis(300);
+    })
+    .await;
+    let first = api
+        .call(Method::POST, "/api/v1/users", &[], &user("first"))
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{:?}", first.json);
+    let mut refused = 0;
+    for i in 0..3 {
+        let reply = api
+            .call(Method::POST, "/api/v1/users", &[], &user(&format!("u{i}")))
+            .await;
+        assert_error(&reply, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+        let retry_after: u64 = reply.headers["retry-after"]
+            .to_str()
             .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server is installed by localstack/stack.sh");
-        let url = format!("redis://127.0.0.1:{port}");
-        for _ in 0..100 {
-            if common::check_reachable("throwaway Redis", &url, port).is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        ThrowawayRedis { child, url }
+            .parse()
+            .unwrap();
+        assert!(retry_after >= 1, "{retry_after}");
+        refused += 1;
     }
-}
-
-impl Drop for ThrowawayRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    let puts = proxy.stats().operation(api._users.name(), "PutItem");
+    assert_eq!(
+        puts.requests, 1,
+        "only the admitted create reached DynamoDB: {puts:?}"
+    );
+    assert_eq!(refused, 3);
+    proxy.shutdown().await;
 }
 
 #[tokio::test]
 async fn with_redis_dead_requests_follow_the_failure_policy_not_500() {
-    let mut redis = ThrowawayRedis::start().await;
+    let mut redis = common::ThrowawayRedis::start().await;
     let users = common::TestTable::create_with_key("api-users", "user_id").await;
     let keys = common::TestTable::create_with_key("api-keys", "key_hash").await;
     let mut config = service::Config::new(users.name(), keys.name(), &redis.url);
@@ -568,8 +574,7 @@ async fn with_redis_dead_requests_follow_the_failure_policy_not_500() {
         std::future::pending(),
     ));
 
-    let _ = redis.child.kill();
-    let _ = redis.child.wait();
+    redis.kill();
 
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let mut statuses = Vec::new();

@@ -60,6 +60,9 @@ fn config() -> Result<service::Config, String> {
         TrustedProxies::parse(&env("TRUSTED_PROXIES", "")).map_err(|e| e.to_string())?;
     config.dynamodb_deadline = Duration::from_millis(number("DYNAMODB_DEADLINE_MS", 2000)?);
     config.limiter_deadline = Duration::from_millis(number("LIMITER_DEADLINE_MS", 50)?);
+    config.table_capacity =
+        service::TableCapacitySetting::parse(&env("TABLE_CAPACITY", "describe"))?;
+    config.capacity_prefix = env("CAPACITY_PREFIX", "dynagate:capacity");
     let d = service::Quotas::default();
     config.quotas = service::Quotas {
         key_per_second: number("KEY_PER_SECOND", d.key_per_second)?,

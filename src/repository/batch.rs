@@ -16,6 +16,8 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 use super::{Consistency, Item, Key, Repository, RepositoryError};
+use crate::capacity::estimate;
+use crate::repository::codec::item_size;
 use crate::retry::{ErrorKind, Operation, Throttle, ThrottleCode};
 
 /// DynamoDB's largest `BatchGetItem`.
@@ -50,7 +52,12 @@ where
             let result = self
                 .client
                 .call(
-                    Operation::untabled("BatchGetItem", true).deadline_at(deadline),
+                    Operation::read("BatchGetItem", &self.table)
+                        .units(
+                            chunk.len() as f64
+                                * estimate::read_units(0, consistency == Consistency::Strong),
+                        )
+                        .deadline_at(deadline),
                     |sdk| {
                         sdk.batch_get_item()
                             .request_items(&self.table, request.clone())
@@ -146,7 +153,10 @@ where
             let result = self
                 .client
                 .call(
-                    Operation::untabled("BatchWriteItem", true).deadline_at(deadline),
+                    Operation::write("BatchWriteItem", &self.table)
+                        .idempotent()
+                        .units(chunk.iter().map(write_units).sum())
+                        .deadline_at(deadline),
                     |sdk| {
                         sdk.batch_write_item()
                             .set_request_items(Some(HashMap::from([(
@@ -270,5 +280,14 @@ impl Backoff {
         metrics::counter!("dynagate_batch_unprocessed_rounds_total").increment(1);
         tokio::time::sleep(delay).await;
         true
+    }
+}
+
+/// The write units a batch request is estimated to take: a put by its
+/// item's size, a delete one unit (DynamoDB's answer corrects both).
+fn write_units(request: &WriteRequest) -> f64 {
+    match request.put_request() {
+        Some(put) => estimate::write_units(item_size(put.item())),
+        None => 1.0,
     }
 }

@@ -36,6 +36,7 @@ pub use self::error::{CancellationCode, CancellationReason, DynamoFailure, Repos
 pub use self::key::{Key, KeySchema, KeyType, KeyValue};
 pub use self::transact::MAX_TRANSACTION_ITEMS;
 pub use self::write::Deleted;
+use crate::capacity::estimate;
 use crate::client::ResilientClient;
 use crate::retry::Operation;
 
@@ -218,19 +219,39 @@ where
         let key_map = self.key_map(key)?;
         let output = self
             .client
-            .call(Operation::read("GetItem", &self.table), |sdk| {
-                sdk.get_item()
-                    .table_name(&self.table)
-                    .set_key(Some(key_map.clone()))
-                    .consistent_read(consistency == Consistency::Strong)
-                    .send()
-            })
+            .call(
+                Operation::read("GetItem", &self.table)
+                    .units(estimate::read_units(0, consistency == Consistency::Strong))
+                    .partition_key(self.partition_label(&key_map)),
+                |sdk| {
+                    sdk.get_item()
+                        .table_name(&self.table)
+                        .set_key(Some(key_map.clone()))
+                        .consistent_read(consistency == Consistency::Strong)
+                        .send()
+                },
+            )
             .await
             .map_err(|e| RepositoryError::Dynamodb(e.into()))?;
         output
             .item
             .map(|item| self.decode_versioned(item))
             .transpose()
+    }
+
+    /// The partition key value of an item or key map, as text, for the
+    /// capacity gate's hot-key buckets.
+    pub(crate) fn partition_label(&self, item: &Item) -> String {
+        match item.get(self.schema.partition_name()) {
+            Some(AttributeValue::S(s)) => s.clone(),
+            Some(AttributeValue::N(n)) => n.clone(),
+            Some(AttributeValue::B(b)) => b
+                .as_ref()
+                .iter()
+                .map(|byte| format!("{byte:02x}"))
+                .collect(),
+            _ => String::new(),
+        }
     }
 
     pub(crate) fn key_map(&self, key: &Key) -> Result<Item, RepositoryError<T>> {

@@ -13,6 +13,8 @@ use super::{
     DeleteCondition, Item, Key, Repository, RepositoryError, WriteToken, Written, check_size,
     stored_version,
 };
+use crate::capacity::estimate;
+use crate::repository::codec::item_size;
 use crate::retry::{ErrorKind, Operation};
 
 /// The condition a put is made under.
@@ -114,7 +116,10 @@ where
         let result = self
             .client
             .call(
-                Operation::write("PutItem", &self.table).idempotent(),
+                Operation::write("PutItem", &self.table)
+                    .idempotent()
+                    .units(estimate::write_units(item_size(&item)))
+                    .partition_key(self.partition_label(&item)),
                 |sdk| {
                     sdk.put_item()
                         .table_name(&self.table)
@@ -253,7 +258,9 @@ where
         let result = self
             .client
             .call(
-                Operation::write("DeleteItem", &self.table).idempotent(),
+                Operation::write("DeleteItem", &self.table)
+                    .idempotent()
+                    .partition_key(self.partition_label(&key_map)),
                 |sdk| {
                     sdk.delete_item()
                         .table_name(&self.table)

@@ -429,3 +429,53 @@ async fn delete_prefixed(prefix: &str, nodes: &[String]) -> usize {
     }
     deleted
 }
+
+/// A redis-server of the test's own on a free loopback port, killed on drop.
+pub struct ThrowawayRedis {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl ThrowawayRedis {
+    pub async fn start() -> ThrowawayRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed by localstack/stack.sh");
+        let url = format!("redis://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if check_reachable("throwaway Redis", &url, port).is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        ThrowawayRedis { child, url }
+    }
+
+    /// Kills the server now (SIGKILL): its clients see a dead Redis.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ThrowawayRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -18,6 +18,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use dynagate::capacity::{CapacityGate, TableCapacity};
+use dynagate::error::CapacityError;
 use dynagate::http::{RateLimitLayer, TrustedProxies, error_response};
 use dynagate::limiter::{FailurePolicy, Limits, Quota, RedisConnection, RedisLimiter};
 use dynagate::repository::{KeySchema, KeyType, Repository};
@@ -54,6 +56,44 @@ pub struct Config {
     /// failure policy, so the example allows more.
     pub limiter_deadline: Duration,
     pub quotas: Quotas,
+    /// The capacity the fleet keeps the users table under.
+    pub table_capacity: TableCapacitySetting,
+    /// Key prefix of the capacity gate's buckets in Redis.
+    pub capacity_prefix: String,
+}
+
+/// Where the capacity gate of the users table gets the table's capacity.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TableCapacitySetting {
+    /// From `DescribeTable`; an on-demand table without a maximum goes ungated.
+    Describe,
+    /// These read and write units per second (a ceiling for on-demand tables).
+    Units { read: f64, write: f64 },
+    /// No gate.
+    Off,
+}
+
+impl TableCapacitySetting {
+    /// `describe`, `off`, or `READ,WRITE` units per second.
+    pub fn parse(text: &str) -> Result<TableCapacitySetting, String> {
+        match text.trim() {
+            "" | "describe" => Ok(TableCapacitySetting::Describe),
+            "off" => Ok(TableCapacitySetting::Off),
+            units => {
+                let parsed = units.split_once(',').and_then(|(r, w)| {
+                    Some((r.trim().parse::<f64>().ok()?, w.trim().parse::<f64>().ok()?))
+                });
+                match parsed {
+                    Some((read, write)) if read > 0.0 && write > 0.0 => {
+                        Ok(TableCapacitySetting::Units { read, write })
+                    }
+                    _ => Err(format!(
+                        "TABLE_CAPACITY must be describe, off, or READ,WRITE units per second above zero, got `{units}`"
+                    )),
+                }
+            }
+        }
+    }
 }
 
 /// The rate limits of the API.
@@ -97,8 +137,55 @@ impl Config {
             dynamodb_deadline: Duration::from_secs(2),
             limiter_deadline: Duration::from_millis(50),
             quotas: Quotas::default(),
+            table_capacity: TableCapacitySetting::Describe,
+            capacity_prefix: "dynagate:capacity".to_owned(),
         }
     }
+}
+
+/// The users table's capacity gate, as `config.table_capacity` says.
+async fn capacity_gate(
+    config: &Config,
+    dynamodb: &ResilientClient,
+    redis: RedisConnection,
+) -> Result<Option<CapacityGate>, String> {
+    let table = &config.users_table;
+    let capacity = match config.table_capacity {
+        TableCapacitySetting::Off => return Ok(None),
+        TableCapacitySetting::Units { read, write } => {
+            TableCapacity::provisioned(table.as_str(), read, write)
+        }
+        TableCapacitySetting::Describe => {
+            match TableCapacity::describe(dynamodb.sdk(), table).await {
+                Ok(capacity) => capacity,
+                Err(CapacityError::OnDemand { .. }) => {
+                    tracing::info!(
+                        table = %table,
+                        "the users table bills on demand without a maximum: no capacity gate \
+                         (set TABLE_CAPACITY=READ,WRITE for a ceiling)"
+                    );
+                    return Ok(None);
+                }
+                Err(e) => {
+                    let mut text = e.to_string();
+                    let mut source = std::error::Error::source(&e);
+                    while let Some(cause) = source {
+                        text = format!("{text}: {cause}");
+                        source = cause.source();
+                    }
+                    return Err(text);
+                }
+            }
+        }
+    };
+    let throughput = capacity.throughput();
+    tracing::info!(table = %table, read = throughput.read, write = throughput.write, "capacity gate on");
+    CapacityGate::builder(redis)
+        .prefix(config.capacity_prefix.clone())
+        .table(capacity)
+        .build()
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 /// What the handlers share.
@@ -133,19 +220,6 @@ pub async fn build(config: &Config, aws: &SdkConfig) -> Result<(AppState, RateLi
         .deadline(config.dynamodb_deadline)
         .build()
         .map_err(|e| e.to_string())?;
-    let dynamodb = ResilientClient::new(aws, policy);
-    let users = Repository::new(
-        dynamodb.clone(),
-        &config.users_table,
-        KeySchema::partition("user_id", KeyType::String),
-    );
-    let key_records: Repository<ApiKeyRecord> = Repository::new(
-        dynamodb.clone(),
-        &config.keys_table,
-        KeySchema::partition("key_hash", KeyType::String),
-    );
-    let keys = KeyStore::new(key_records);
-
     let redis: RedisConnection = if config.redis_cluster_urls.is_empty() {
         redis::Client::open(config.redis_url.as_str())
             .map_err(|e| format!("REDIS_URL {}: {e}", config.redis_url))?
@@ -161,6 +235,22 @@ pub async fn build(config: &Config, aws: &SdkConfig) -> Result<(AppState, RateLi
             .map_err(|e| format!("Redis Cluster at {:?}: {e}", config.redis_cluster_urls))?
             .into()
     };
+    let mut dynamodb = ResilientClient::new(aws, policy);
+    if let Some(gate) = capacity_gate(config, &dynamodb, redis.clone()).await? {
+        dynamodb = dynamodb.with_gate(gate);
+    }
+    let users = Repository::new(
+        dynamodb.clone(),
+        &config.users_table,
+        KeySchema::partition("user_id", KeyType::String),
+    );
+    let key_records: Repository<ApiKeyRecord> = Repository::new(
+        dynamodb.clone(),
+        &config.keys_table,
+        KeySchema::partition("key_hash", KeyType::String),
+    );
+    let keys = KeyStore::new(key_records);
+
     let limiter = RedisLimiter::builder(redis.clone())
         .prefix(config.limiter_prefix.clone())
         .deadline(config.limiter_deadline)
