@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -427,46 +426,12 @@ async fn run_fleet(
     prefix: &str,
     gated: bool,
 ) -> (u64, u64, usize) {
-    let exe = std::env::current_exe().unwrap();
     let mode = if gated { "gated" } else { "ungated" };
-    let children: Vec<_> = (0..PROCESSES)
-        .map(|id| {
-            Command::new(&exe)
-                .args([
-                    "fleet_worker",
-                    "--exact",
-                    "--nocapture",
-                    "--test-threads",
-                    "1",
-                ])
-                .env(
-                    WORKER_ENV,
-                    format!("{}|{table}|{prefix}|{mode}|{id}", proxy.url()),
-                )
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn a fleet worker")
-        })
+    let specs: Vec<String> = (0..PROCESSES)
+        .map(|id| format!("{}|{table}|{prefix}|{mode}|{id}", proxy.url()))
         .collect();
-    let mut succeeded = 0;
-    for child in children {
-        let output = child.wait_with_output().unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "worker failed: {stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let count: String = stdout
-            .split_once("SUCCEEDED ")
-            .unwrap_or_else(|| panic!("no count from worker: {stdout}"))
-            .1
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
-        succeeded += count.parse::<usize>().unwrap();
-    }
+    let succeeded =
+        common::run_test_workers("fleet_worker", WORKER_ENV, &specs, "SUCCEEDED") as usize;
     let stats = proxy.stats().operation(table, "PutItem");
     (stats.requests, stats.throttled_total(), succeeded)
 }

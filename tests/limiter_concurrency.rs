@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use dynagate::limiter::{Limits, Outcome, Quota, RedisLimiter};
@@ -101,39 +100,10 @@ async fn spawn_workers(
     period_ms: u64,
 ) -> (u64, u64, u64) {
     let (mut manager, _) = common::redis().await;
-    let exe = std::env::current_exe().unwrap();
     let spec = format!("{prefix}|{capacity}|{tokens}|{period_ms}");
     let started = server_micros(&mut manager).await;
-    let children: Vec<_> = (0..PROCESSES)
-        .map(|_| {
-            Command::new(&exe)
-                .args(["worker", "--exact", "--nocapture", "--test-threads", "1"])
-                .env(WORKER_ENV, &spec)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn a worker process")
-        })
-        .collect();
-    let mut admitted = 0;
-    for child in children {
-        let output = child.wait_with_output().unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "worker failed: {stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        // libtest prints "test worker ... " on the same line, before the count.
-        let count: String = stdout
-            .split_once("ADMITTED ")
-            .unwrap_or_else(|| panic!("no count from worker: {stdout}"))
-            .1
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
-        admitted += count.parse::<u64>().unwrap();
-    }
+    let admitted =
+        common::run_test_workers("worker", WORKER_ENV, &vec![spec; PROCESSES], "ADMITTED");
     let ended = server_micros(&mut manager).await;
     (admitted, started, ended)
 }

@@ -77,6 +77,26 @@ macro_rules! ask_for_capacity {
     };
 }
 
+/// The consumed capacity of whichever output type `$output` holds: `one`
+/// lists the outputs with a single `ConsumedCapacity`, `many` those with one
+/// per table.
+macro_rules! capacity_of {
+    ($output:expr, one: $($one:ty),+; many: $($many:ty),+) => {{
+        let mut found = None;
+        $(
+            if let Some(output) = $output.downcast_ref::<$one>() {
+                found = one(output.consumed_capacity());
+            }
+        )+
+        $(
+            if let Some(output) = $output.downcast_ref::<$many>() {
+                found = many(output.consumed_capacity.as_ref());
+            }
+        )+
+        found
+    }};
+}
+
 fn one(capacity: Option<&ConsumedCapacity>) -> Option<Vec<(String, f64)>> {
     capacity.map(|c| vec![entry(c)])
 }
@@ -132,58 +152,13 @@ impl Intercept for ConsumedCapacityInterceptor {
         let Ok(output) = context.output_or_error() else {
             return Ok(());
         };
-        let entries = None
-            .or_else(|| {
-                output
-                    .downcast_ref::<PutItemOutput>()
-                    .map(|o| one(o.consumed_capacity()))
-            })
-            .or_else(|| {
-                output
-                    .downcast_ref::<UpdateItemOutput>()
-                    .map(|o| one(o.consumed_capacity()))
-            })
-            .or_else(|| {
-                output
-                    .downcast_ref::<DeleteItemOutput>()
-                    .map(|o| one(o.consumed_capacity()))
-            })
-            .or_else(|| {
-                output
-                    .downcast_ref::<GetItemOutput>()
-                    .map(|o| one(o.consumed_capacity()))
-            })
-            .or_else(|| {
-                output
-                    .downcast_ref::<QueryOutput>()
-                    .map(|o| one(o.consumed_capacity()))
-            })
-            .or_else(|| {
-                output
-                    .downcast_ref::<ScanOutput>()
-                    .map(|o| one(o.consumed_capacity()))
-            })
-            .or_else(|| {
-                output
-                    .downcast_ref::<BatchWriteItemOutput>()
-                    .map(|o| many(o.consumed_capacity.as_ref()))
-            })
-            .or_else(|| {
-                output
-                    .downcast_ref::<BatchGetItemOutput>()
-                    .map(|o| many(o.consumed_capacity.as_ref()))
-            })
-            .or_else(|| {
-                output
-                    .downcast_ref::<TransactWriteItemsOutput>()
-                    .map(|o| many(o.consumed_capacity.as_ref()))
-            })
-            .or_else(|| {
-                output
-                    .downcast_ref::<TransactGetItemsOutput>()
-                    .map(|o| many(o.consumed_capacity.as_ref()))
-            })
-            .flatten();
+        let entries = capacity_of!(
+            output,
+            one: PutItemOutput, UpdateItemOutput, DeleteItemOutput, GetItemOutput, QueryOutput,
+                ScanOutput;
+            many: BatchWriteItemOutput, BatchGetItemOutput, TransactWriteItemsOutput,
+                TransactGetItemsOutput
+        );
         if let Some(entries) = entries {
             let _ = WATCHED.try_with(|watched| watched.record(entries));
         }
