@@ -48,6 +48,7 @@ run_tests() {
 run_benches() {
   stack_up dynamodb redis
   cargo bench --bench throttled_writes
+  cargo bench --bench goodput
   cargo bench --bench limiter
   benches/users_api_wrk.sh
 }

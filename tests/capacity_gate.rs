@@ -109,10 +109,10 @@ async fn script_paces_refuses_without_writing_and_cuts_once_per_epoch() {
         "the 11th waits up to 100 ms: {r:?}"
     );
     let before = script(&mut redis, &[bucket], &args("state", &[])).await;
-    let refused = script(&mut redis, &[bucket], &args("reserve", &["50", "1000"])).await;
-    assert_eq!(refused[0], 0, "50 units cannot fit 1 ms: {refused:?}");
+    let refused = script(&mut redis, &[bucket], &args("reserve", &["5", "1000"])).await;
+    assert_eq!(refused[0], 0, "5 more units cannot fit 1 ms: {refused:?}");
     assert!(
-        refused[1] > 4_000_000,
+        refused[1] > 400_000,
         "it says how long it would wait: {refused:?}"
     );
     let after = script(&mut redis, &[bucket], &args("state", &[])).await;
@@ -122,6 +122,12 @@ async fn script_paces_refuses_without_writing_and_cuts_once_per_epoch() {
         before[2],
         after[2]
     );
+
+    // An idle bucket lets one call through at once, even one larger than
+    // the burst.
+    let idle = keys.key("{idle:write}");
+    let big = script(&mut redis, &[idle.as_str()], &args("reserve", &["50", "0"])).await;
+    assert_eq!(&big[..2], &[1, 0], "{big:?}");
 
     // Three throttles of calls admitted in epoch 0 cut the rate once.
     let cut = script(

@@ -106,8 +106,11 @@ if command == 'reserve' then
   end
   local wait = 0
   for _, b in ipairs(buckets) do
-    b.new_tat = b.tat + units * 1000000 / b.rate
-    local w = b.new_tat - burst_us - now
+    local cost = units * 1000000 / b.rate
+    b.new_tat = b.tat + cost
+    -- An idle bucket lets any one call through at once, however small the
+    -- burst is next to the call's units.
+    local w = b.new_tat - math.max(burst_us, cost) - now
     if w > wait then
       wait = w
     end

@@ -119,6 +119,7 @@ struct Inner {
     prefix: String,
     targets: HashMap<(String, Option<String>), Throughput>,
     burst: Duration,
+    max_wait: Duration,
     adaptive: Adaptive,
     redis_deadline: Duration,
     breaker: CircuitBreaker,
@@ -131,6 +132,7 @@ pub struct CapacityGateBuilder {
     prefix: String,
     tables: Vec<TableCapacity>,
     burst: Duration,
+    max_wait: Duration,
     adaptive: Adaptive,
     redis_deadline: Duration,
     breaker: Option<BreakerSettings>,
@@ -145,7 +147,8 @@ impl CapacityGate {
             connection: connection.into(),
             prefix: "dynagate:capacity".into(),
             tables: Vec::new(),
-            burst: Duration::from_secs(1),
+            burst: Duration::from_millis(500),
+            max_wait: Duration::from_secs(1),
             adaptive: Adaptive::default(),
             redis_deadline: Duration::from_millis(50),
             breaker: None,
@@ -270,11 +273,23 @@ impl CapacityGateBuilder {
     }
 
     /// How far ahead of the rate the fleet may go after an idle spell
-    /// (default 1 s of capacity). DynamoDB banks up to 300 s of unused
-    /// capacity, so a short burst is safe; a long one spends the bank the
-    /// table needs for its own spikes.
+    /// (default 0.5 s of capacity). Keep it under the table's own burst
+    /// bank (DynamoDB banks up to 300 s of unused capacity): when both empty
+    /// together, the first call that arrives a moment early is throttled and
+    /// the rate is cut for nothing.
     pub fn burst(mut self, burst: Duration) -> Self {
         self.burst = burst;
+        self
+    }
+
+    /// The longest a call waits for its turn (default 1 s), however long its
+    /// deadline: a longer wait is refused at once as over capacity. A short
+    /// queue keeps latency bounded under overload (shedding the excess
+    /// early, with a `retry_after`, instead of queueing it until its
+    /// deadline) and lets a cut rate take effect quickly: calls queued at the
+    /// old rate go out at the old pace.
+    pub fn max_wait(mut self, max_wait: Duration) -> Self {
+        self.max_wait = max_wait;
         self
     }
 
@@ -336,6 +351,7 @@ impl CapacityGateBuilder {
                 prefix: self.prefix,
                 targets,
                 burst: self.burst,
+                max_wait: self.max_wait,
                 adaptive: self.adaptive,
                 redis_deadline: self.redis_deadline,
                 breaker: CircuitBreaker::new(breaker),
@@ -404,7 +420,9 @@ impl Gate for CapacityGate {
         if let Some(value) = &wanted.partition_key {
             keys.push(format!("{bucket}:key:{value}"));
         }
-        let max_wait = latest_start.saturating_duration_since(Instant::now());
+        let max_wait = latest_start
+            .saturating_duration_since(Instant::now())
+            .min(self.inner.max_wait);
         let mut args = self.common_args("reserve", capacity, direction);
         args.push(units.to_string());
         args.push(max_wait.as_micros().to_string());

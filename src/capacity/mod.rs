@@ -18,8 +18,9 @@
 //!    direction, in one Lua script call. The bucket is a reservation queue
 //!    (GCRA): the script answers when the caller's turn is, and the caller
 //!    sleeps until then. Callers of all instances are served in turn.
-//! 2. **Over capacity.** When the turn comes after the operation's deadline,
-//!    nothing is reserved and nothing is sent: the call fails at once with
+//! 2. **Over capacity.** When the turn comes after the operation's deadline
+//!    (or after the gate's [`max_wait`](CapacityGateBuilder::max_wait), 1 s
+//!    by default), nothing is reserved and nothing is sent: the call fails at once with
 //!    [`GiveUp::OverCapacity`](crate::GiveUp::OverCapacity) and a
 //!    `retry_after` (an HTTP service answers 503 with `Retry-After`).
 //! 3. **Correct.** The gated client asks DynamoDB for `ConsumedCapacity`
