@@ -625,7 +625,11 @@ impl Run<'_> {
             tokio::time::sleep_until(start + Duration::from_secs(second)).await;
             let now = proxy.stats().operation(&self.table, "PutItem");
             let gate_rate = match gate {
-                Some(gate) => gate.rate(&self.table, Direction::Write).await.ok(),
+                Some(gate) => gate
+                    .rate(&self.table, Direction::Write)
+                    .await
+                    .ok()
+                    .flatten(),
                 None => None,
             };
             timeline.push(Second {

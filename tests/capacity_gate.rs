@@ -196,7 +196,11 @@ async fn consumed_capacity_corrects_the_estimate_both_ways() {
     );
     let gated = dynamodb.clone().with_gate(under.clone());
     put(&gated, table.name(), "big", 3000, 1.0).await.unwrap();
-    let state = under.state(table.name(), Direction::Write).await.unwrap();
+    let state = under
+        .state(table.name(), Direction::Write)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(
         state.backlog > Duration::from_millis(2200),
         "3 units at 1/s: {state:?}"
@@ -211,7 +215,11 @@ async fn consumed_capacity_corrects_the_estimate_both_ways() {
     );
     let gated = dynamodb.with_gate(over.clone());
     put(&gated, table.name(), "small", 10, 5.0).await.unwrap();
-    let state = over.state(table.name(), Direction::Write).await.unwrap();
+    let state = over
+        .state(table.name(), Direction::Write)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(
         state.backlog <= Duration::from_secs(1),
         "1 unit at 1/s: {state:?}"
@@ -283,7 +291,11 @@ async fn throttles_cut_the_table_rate_and_a_hot_key_only_its_own() {
         format!("k{i}")
     })
     .await;
-    let state = fleet.state(table.name(), Direction::Write).await.unwrap();
+    let state = fleet
+        .state(table.name(), Direction::Write)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(state.cuts >= 1, "throttles cut the rate: {state:?}");
     assert!(state.rate < 40.0, "the fleet rate came down: {state:?}");
     proxy.shutdown().await;
@@ -311,13 +323,15 @@ async fn throttles_cut_the_table_rate_and_a_hot_key_only_its_own() {
         stats.throttled_total() > 0,
         "the hot key was throttled: {stats:?}"
     );
-    let state = fleet.state(table.name(), Direction::Write).await.unwrap();
+    let state = fleet
+        .state(table.name(), Direction::Write)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(state.cuts, 0, "the table's rate is untouched: {state:?}");
     assert_eq!(state.rate, 100.0);
-    let hot_bucket = format!(
-        "{}:key:hot",
-        fleet.bucket_key(table.name(), Direction::Write)
-    );
+    let table_bucket = fleet.bucket_key(table.name(), Direction::Write).unwrap();
+    let hot_bucket = format!("{table_bucket}:key:hot");
     let mut connection = redis.clone();
     let hot_rate: Option<f64> = redis::cmd("HGET")
         .arg(&hot_bucket)

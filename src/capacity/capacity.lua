@@ -62,8 +62,8 @@ local function load(key, ceiling, floor)
   if tat < now then
     tat = now
   end
-  return {exists = exists, tat = tat, rate = rate, base = tonumber(v[2]) or ceiling,
-          at = at, epoch = tonumber(v[4]) or 0, ceiling = ceiling, floor = floor}
+  return {exists = exists, tat = tat, rate = rate, epoch = tonumber(v[4]) or 0,
+          ceiling = ceiling, floor = floor}
 end
 
 -- Keeps a bucket while it matters: until it has paid for its reservations

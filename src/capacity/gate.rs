@@ -116,9 +116,8 @@ pub struct CapacityGate {
 #[derive(Debug)]
 struct Inner {
     connection: RedisConnection,
-    prefix: String,
-    targets: HashMap<(String, Option<String>), Throughput>,
-    burst: Duration,
+    /// Per table (`table`) or index (`table/index`), a bucket per direction.
+    targets: HashMap<String, [Arc<Bucket>; 2]>,
     max_wait: Duration,
     adaptive: Adaptive,
     redis_deadline: Duration,
@@ -157,60 +156,53 @@ impl CapacityGate {
 
     /// The fleet's current rate for a table (or `table/index`) and
     /// direction, in units per second: the capacity, or less after throttles.
-    pub async fn rate(&self, table: &str, direction: Direction) -> Result<f64, LimiterError> {
-        Ok(self.state(table, direction).await?.rate)
+    /// `None` for a table the gate does not know.
+    pub async fn rate(
+        &self,
+        table: &str,
+        direction: Direction,
+    ) -> Result<Option<f64>, LimiterError> {
+        Ok(self.state(table, direction).await?.map(|s| s.rate))
     }
 
-    /// The fleet-wide state of a table's (or `table/index`'s) bucket.
+    /// The fleet-wide state of a table's (or `table/index`'s) bucket; `None`
+    /// for a table the gate does not know.
     pub async fn state(
         &self,
         table: &str,
         direction: Direction,
-    ) -> Result<GateState, LimiterError> {
-        let (name, index) = match table.split_once('/') {
-            Some((t, i)) => (t, Some(i.to_owned())),
-            None => (table, None),
+    ) -> Result<Option<GateState>, LimiterError> {
+        let Some(bucket) = self.bucket(table, direction) else {
+            return Ok(None);
         };
-        let Some(&throughput) = self.inner.targets.get(&(name.to_owned(), index)) else {
-            return Err(LimiterError::UnexpectedReply {
-                reply: format!("no capacity is configured for {table}"),
-            });
-        };
-        let bucket = self.bucket_key(table, direction);
-        let args = self.common_args("state", direction.of(throughput), direction);
-        let reply = self.script(&[bucket], &args).await?;
+        let reply = self
+            .script(std::slice::from_ref(&bucket.key), &bucket.args("state", []))
+            .await?;
         let [rate_milli, cuts, backlog_us] = reply[..] else {
             return Err(LimiterError::UnexpectedReply {
                 reply: format!("{reply:?}"),
             });
         };
-        Ok(GateState {
+        Ok(Some(GateState {
             rate: rate_milli as f64 / 1000.0,
             cuts: u64::try_from(cuts).unwrap_or(0),
             backlog: Duration::from_micros(u64::try_from(backlog_us).unwrap_or(0)),
+        }))
+    }
+
+    /// The Redis key of a table's (or `table/index`'s) bucket; `None` for a
+    /// table the gate does not know. Hot keys' buckets are
+    /// `<bucket>:key:<partition key value>`.
+    pub fn bucket_key(&self, target: &str, direction: Direction) -> Option<&str> {
+        self.bucket(target, direction).map(|b| b.key.as_str())
+    }
+
+    fn bucket(&self, target: &str, direction: Direction) -> Option<&Arc<Bucket>> {
+        let [read, write] = self.inner.targets.get(target)?;
+        Some(match direction {
+            Direction::Read => read,
+            Direction::Write => write,
         })
-    }
-
-    /// The Redis key of a bucket, `<prefix>:{<table>:<direction>}`: one hash
-    /// tag per table and direction, so a table's bucket and its hot keys'
-    /// (`<bucket>:key:<value>`) live in one cluster slot.
-    pub fn bucket_key(&self, target: &str, direction: Direction) -> String {
-        format!("{}:{{{target}:{}}}", self.inner.prefix, direction.label())
-    }
-
-    fn common_args(&self, command: &str, capacity: f64, direction: Direction) -> Vec<String> {
-        let a = self.inner.adaptive;
-        let key_max = direction.partition_limit().min(capacity);
-        vec![
-            command.to_owned(),
-            capacity.to_string(),
-            (capacity * a.floor).to_string(),
-            (capacity * a.increase).to_string(),
-            self.inner.burst.as_micros().to_string(),
-            key_max.to_string(),
-            // A hot key may be cut down to one unit a second.
-            1.0f64.min(key_max).to_string(),
-        ]
     }
 
     async fn script(&self, keys: &[String], args: &[String]) -> Result<Vec<i64>, LimiterError> {
@@ -333,12 +325,24 @@ impl CapacityGateBuilder {
         let mut targets = HashMap::new();
         for table in &self.tables {
             table.validate()?;
-            targets.insert((table.table().to_owned(), None), table.throughput());
-            for (index, throughput) in table.indexes() {
-                targets.insert(
-                    (table.table().to_owned(), Some(index.to_owned())),
-                    throughput,
-                );
+            let indexes = table
+                .indexes()
+                .map(|(index, throughput)| (format!("{}/{index}", table.table()), throughput));
+            for (target, throughput) in
+                std::iter::once((table.table().to_owned(), table.throughput())).chain(indexes)
+            {
+                let bucket = |direction: Direction| {
+                    Arc::new(Bucket::new(
+                        &self.prefix,
+                        target.clone(),
+                        direction,
+                        direction.of(throughput),
+                        self.burst,
+                        self.adaptive,
+                    ))
+                };
+                let buckets = [bucket(Direction::Read), bucket(Direction::Write)];
+                targets.insert(target, buckets);
             }
         }
         let breaker = match self.breaker {
@@ -348,9 +352,7 @@ impl CapacityGateBuilder {
         Ok(CapacityGate {
             inner: Arc::new(Inner {
                 connection: self.connection,
-                prefix: self.prefix,
                 targets,
-                burst: self.burst,
                 max_wait: self.max_wait,
                 adaptive: self.adaptive,
                 redis_deadline: self.redis_deadline,
@@ -374,15 +376,74 @@ pub struct GateState {
     pub backlog: Duration,
 }
 
+/// One bucket: its Redis key and the script arguments that describe it,
+/// formatted once.
+#[derive(Debug)]
+struct Bucket {
+    /// `table` or `table/index`, for metrics and logs.
+    target: String,
+    direction: Direction,
+    /// `<prefix>:{<target>:<direction>}`: one hash tag per bucket, so a
+    /// table's bucket and its hot keys' live in one cluster slot.
+    key: String,
+    /// `ARGV[2..7]` of every command: the bucket's bounds, increase, burst
+    /// and a hot key's bounds.
+    bounds: [String; 6],
+}
+
+impl Bucket {
+    fn new(
+        prefix: &str,
+        target: String,
+        direction: Direction,
+        capacity: f64,
+        burst: Duration,
+        adaptive: Adaptive,
+    ) -> Bucket {
+        let key_max = direction.partition_limit().min(capacity);
+        Bucket {
+            key: format!("{prefix}:{{{target}:{}}}", direction.label()),
+            target,
+            direction,
+            bounds: [
+                capacity.to_string(),
+                (capacity * adaptive.floor).to_string(),
+                (capacity * adaptive.increase).to_string(),
+                burst.as_micros().to_string(),
+                key_max.to_string(),
+                // A hot key may be cut down to one unit a second.
+                1.0f64.min(key_max).to_string(),
+            ],
+        }
+    }
+
+    /// The metric labels `table` and `direction`.
+    fn labels(&self) -> [(&'static str, String); 2] {
+        [
+            ("table", self.target.clone()),
+            ("direction", self.direction.label().to_owned()),
+        ]
+    }
+
+    /// The script's arguments: the command, the bounds, the command's own.
+    fn args<const N: usize>(&self, command: &str, own: [String; N]) -> Vec<String> {
+        let mut args = Vec::with_capacity(1 + self.bounds.len() + N);
+        args.push(command.to_owned());
+        args.extend(self.bounds.iter().cloned());
+        args.extend(own);
+        args
+    }
+}
+
 /// An admitted attempt: what it reserved, in which epoch of the rate.
 #[derive(Debug)]
 pub(crate) struct Ticket(Option<Reserved>);
 
 #[derive(Debug)]
 struct Reserved {
-    target: String,
-    direction: Direction,
-    capacity: f64,
+    bucket: Arc<Bucket>,
+    /// The bucket's key, then the hot-key bucket's when the call names a
+    /// partition key.
     keys: Vec<String>,
     units: f64,
     epoch: i64,
@@ -402,30 +463,25 @@ impl Gate for CapacityGate {
         let (Some(table), Some(direction)) = (operation.table(), wanted.direction) else {
             return Ok(Ticket(None));
         };
-        let Some(&throughput) = self
-            .inner
-            .targets
-            .get(&(table.to_owned(), wanted.index.clone()))
-        else {
+        let found = match &wanted.index {
+            Some(index) => self.bucket(&format!("{table}/{index}"), direction),
+            None => self.bucket(table, direction),
+        };
+        let Some(bucket) = found.cloned() else {
             return Ok(Ticket(None));
         };
-        let target = match &wanted.index {
-            Some(index) => format!("{table}/{index}"),
-            None => table.to_owned(),
-        };
-        let capacity = direction.of(throughput);
         let units = wanted.units.unwrap_or(1.0).max(0.0);
-        let bucket = self.bucket_key(&target, direction);
-        let mut keys = vec![bucket.clone()];
+        let mut keys = vec![bucket.key.clone()];
         if let Some(value) = &wanted.partition_key {
-            keys.push(format!("{bucket}:key:{value}"));
+            keys.push(format!("{}:key:{value}", bucket.key));
         }
         let max_wait = latest_start
             .saturating_duration_since(Instant::now())
             .min(self.inner.max_wait);
-        let mut args = self.common_args("reserve", capacity, direction);
-        args.push(units.to_string());
-        args.push(max_wait.as_micros().to_string());
+        let args = bucket.args(
+            "reserve",
+            [units.to_string(), max_wait.as_micros().to_string()],
+        );
         let Some(reply) = self.guarded(&keys, &args, table).await else {
             return Ok(Ticket(None));
         };
@@ -434,34 +490,18 @@ impl Gate for CapacityGate {
             return Ok(Ticket(None));
         };
         let wait = Duration::from_micros(u64::try_from(wait_us).unwrap_or(0));
-        metrics::gauge!(
-            "dynagate_capacity_rate",
-            "table" => target.clone(),
-            "direction" => direction.label(),
-        )
-        .set(rate_milli as f64 / 1000.0);
+        let labels = bucket.labels();
+        metrics::gauge!("dynagate_capacity_rate", &labels).set(rate_milli as f64 / 1000.0);
         if admitted != 1 {
-            metrics::counter!(
-                "dynagate_capacity_over_total",
-                "table" => target,
-                "direction" => direction.label(),
-            )
-            .increment(1);
+            metrics::counter!("dynagate_capacity_over_total", &labels).increment(1);
             return Err(wait);
         }
-        metrics::histogram!(
-            "dynagate_capacity_wait_seconds",
-            "table" => target.clone(),
-            "direction" => direction.label(),
-        )
-        .record(wait.as_secs_f64());
+        metrics::histogram!("dynagate_capacity_wait_seconds", &labels).record(wait.as_secs_f64());
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
         Ok(Ticket(Some(Reserved {
-            target,
-            direction,
-            capacity,
+            bucket,
             keys,
             units,
             epoch,
@@ -484,10 +524,7 @@ impl Gate for CapacityGate {
         let table = operation.table().unwrap_or_default();
         match failure {
             None => {
-                let labels = [
-                    ("table", reserved.target.clone()),
-                    ("direction", reserved.direction.label().to_owned()),
-                ];
+                let labels = reserved.bucket.labels();
                 metrics::counter!("dynagate_capacity_estimated_units_total", &labels)
                     .increment(reserved.units.round() as u64);
                 let Some(consumed) = reserved.watched.units_on(table) else {
@@ -499,8 +536,8 @@ impl Gate for CapacityGate {
                 if delta.abs() < 0.001 {
                     return;
                 }
-                let mut args = self.common_args("adjust", reserved.capacity, reserved.direction);
-                args.push(((delta * 1000.0).round() as i64).to_string());
+                let delta_milli = (delta * 1000.0).round() as i64;
+                let args = reserved.bucket.args("adjust", [delta_milli.to_string()]);
                 self.guarded(&reserved.keys, &args, table).await;
             }
             Some(ErrorKind::Throttling(throttle)) => {
@@ -510,30 +547,33 @@ impl Gate for CapacityGate {
                 } else {
                     ("table", reserved.epoch)
                 };
-                let mut args = self.common_args("throttle", reserved.capacity, reserved.direction);
-                args.push(seen.to_string());
-                args.push(self.inner.adaptive.decrease.to_string());
-                args.push(scope.to_owned());
+                let args = reserved.bucket.args(
+                    "throttle",
+                    [
+                        seen.to_string(),
+                        self.inner.adaptive.decrease.to_string(),
+                        scope.to_owned(),
+                    ],
+                );
                 if let Some([cut, rate_milli]) =
                     self.guarded(&reserved.keys, &args, table).await.as_deref()
                     && *cut == 1
                 {
                     let rate = *rate_milli as f64 / 1000.0;
-                    tracing::debug!(table = %reserved.target, scope, rate, "capacity gate: DynamoDB throttled; rate cut");
+                    let bucket = &reserved.bucket;
+                    tracing::debug!(table = %bucket.target, scope, rate, "capacity gate: DynamoDB throttled; rate cut");
+                    let [table, direction] = bucket.labels();
                     metrics::counter!(
                         "dynagate_capacity_rate_cuts_total",
-                        "table" => reserved.target.clone(),
-                        "direction" => reserved.direction.label(),
-                        "scope" => scope,
+                        &[
+                            table.clone(),
+                            direction.clone(),
+                            ("scope", scope.to_owned())
+                        ]
                     )
                     .increment(1);
                     if scope == "table" {
-                        metrics::gauge!(
-                            "dynagate_capacity_rate",
-                            "table" => reserved.target,
-                            "direction" => reserved.direction.label(),
-                        )
-                        .set(rate);
+                        metrics::gauge!("dynagate_capacity_rate", &[table, direction]).set(rate);
                     }
                 }
             }

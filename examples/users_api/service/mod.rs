@@ -13,6 +13,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -166,15 +167,7 @@ async fn capacity_gate(
                     );
                     return Ok(None);
                 }
-                Err(e) => {
-                    let mut text = e.to_string();
-                    let mut source = std::error::Error::source(&e);
-                    while let Some(cause) = source {
-                        text = format!("{text}: {cause}");
-                        source = cause.source();
-                    }
-                    return Err(text);
-                }
+                Err(e) => return Err(DisplayErrorContext(&e).to_string()),
             }
         }
     };
