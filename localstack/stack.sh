@@ -3,12 +3,15 @@
 # Redis Cluster, all on loopback ports of their own.
 #
 #   localstack/stack.sh install                 install what is missing (idempotent)
+#   localstack/stack.sh install-jdk             install javac and jar when missing (the
+#                                               LocalStack lane builds one tiny Java agent)
 #   localstack/stack.sh start  [COMPONENT...]   install, start, wait until each answers,
 #                                               create the tables
 #   localstack/stack.sh stop   [COMPONENT...]   stop what this script started, nothing else
 #   localstack/stack.sh status [COMPONENT...]   say what runs where
 #   localstack/stack.sh tables                  create the tables in localstack/tables/*.json
 #   localstack/stack.sh env                     print the environment clients need
+#                                               (REDIS_CLUSTER_URLS only while the cluster runs)
 #   localstack/stack.sh is-running COMPONENT    exit 0 when this script's COMPONENT runs
 #
 # COMPONENT is dynamodb, redis or cluster; none means all three.
@@ -279,8 +282,15 @@ export AWS_REGION=$REGION
 export AWS_ACCESS_KEY_ID=$LOCAL_KEY_ID
 export AWS_SECRET_ACCESS_KEY=$LOCAL_SECRET
 export REDIS_URL=redis://127.0.0.1:$REDIS_PORT
-export REDIS_CLUSTER_URLS=$(IFS=,; echo "${urls[*]}")
 EOF
+  # Only a running cluster is announced: the users API uses REDIS_CLUSTER_URLS
+  # instead of REDIS_URL whenever it is set, so `./dev.sh run` (Redis only)
+  # must not inherit it. The tests default to the same URLs when it is unset.
+  if cluster_ok; then
+    echo "export REDIS_CLUSTER_URLS=$(IFS=,; echo "${urls[*]}")"
+  else
+    echo "unset REDIS_CLUSTER_URLS  # the Redis Cluster is not running"
+  fi
 }
 
 main() {
@@ -289,6 +299,10 @@ main() {
   mkdir -p "$RUN_DIR"
   case "$command" in
     install) install_all ;;
+    install-jdk)
+      command -v javac >/dev/null 2>&1 && command -v jar >/dev/null 2>&1 ||
+        apt_install openjdk-17-jdk-headless
+      ;;
     start)
       install_all
       local c
@@ -311,7 +325,7 @@ main() {
       ;;
     tables) create_tables ;;
     env) print_env ;;
-    *) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
   esac
 }
 
