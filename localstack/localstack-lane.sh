@@ -95,6 +95,7 @@ install_venv() {
 
 build_agent() {
   [ -f "$AGENT_JAR" ] && return
+  command -v javac >/dev/null 2>&1 && command -v jar >/dev/null 2>&1 || "$HERE/stack.sh" install-jdk
   command -v javac >/dev/null 2>&1 && command -v jar >/dev/null 2>&1 ||
     die "javac and jar are needed once to build a no-op Java agent (apt-get install openjdk-17-jdk-headless)"
   local work
@@ -240,7 +241,7 @@ RETRY_PASS_EXCLUDED=(
 # 90 s, and a_deadline_cuts_a_throttled_call_short run beside it saw its backoff
 # sleep overrun the 400 ms deadline (a give-up without the throttling kind). Alone,
 # each test meets LocalStack's injected throttling and nothing else.
-RETRY_PASS_TESTS=(--test resilient_client --test retry_through_proxy --test repository_ledger --test-threads 1)
+RETRY_PASS_TESTS=(--all-features --test resilient_client --test retry_through_proxy --test repository_ledger --test-threads 1)
 
 SUMMARY=()
 STARTED_LOCALSTACK=0
@@ -288,8 +289,9 @@ run_lane() {
   eval "$(print_env)"
   export AWS_ENDPOINT_URL AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY REDIS_URL REDIS_CLUSTER_URLS
 
+  # The feature set of ./dev.sh test: the same test binaries, not a second build.
   run_pass "full suite (DYNAMODB_ERROR_PROBABILITY=0)" \
-    --workspace --lib --bins --tests --examples
+    --workspace --all-features --lib --bins --tests --examples
 
   begin=$SECONDS
   start_localstack "$ERROR_RATE"
