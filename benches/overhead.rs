@@ -8,10 +8,26 @@
 //! The workload: `BENCH_CONCURRENCY` tasks (default 16) in a closed loop, each
 //! operation a strongly consistent GetItem or an unconditional PutItem (half
 //! and half) of one of 1,000 items of about 200 bytes. The three variants run
-//! in rotating rounds of `BENCH_ROUND_SECONDS` (default 3): `BENCH_ROUNDS`
-//! passes (default 6) in the orders A B C, B C A, C A B, ..., so drift of a
+//! in rotating rounds of `BENCH_ROUND_SECONDS` (default 2): `BENCH_ROUNDS`
+//! passes (default 10) in the orders A B C, B C A, C A B, ..., so drift of a
 //! shared, noisy machine falls on all alike. All clients are built from one
 //! `SdkConfig`.
+//!
+//! Two readings, because throughput alone is noisy here (DynamoDB Local's JVM,
+//! the client and everything else share two cores; one variant's throughput
+//! moves by ±15% between runs):
+//! - throughput: the aggregate, and the median over passes of the ratio of
+//!   two variants measured minutes apart at most (with the range), which
+//!   cancels slow drift;
+//! - client CPU per operation: this process's CPU time
+//!   (`CLOCK_PROCESS_CPUTIME_ID`) over each round divided by its operations.
+//!   DynamoDB Local runs in another process, so this is what each client
+//!   itself costs, the figure a retry layer adds, and it varies far less.
+//!
+//! Third, with no server at all: dynagate's loop around an attempt that
+//! succeeds at once (`RetryPolicy::run`, deadline timer, metrics, budget
+//! deposit), timed over 1,000,000 calls: the cost the loop itself adds to each
+//! call, next to the client CPU an SDK call costs.
 //!
 //! Run with the stack up: `cargo bench --bench overhead`. The last line,
 //! `OVERHEAD_JSON {...}`, is for `bench/compare.sh`.
@@ -24,7 +40,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::get_item::GetItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
 use dynagate::{Operation, ResilientClient, RetryPolicy};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -101,12 +120,20 @@ struct Tally {
     ops: u64,
     errors: u64,
     busy: Duration,
+    cpu: Duration,
     latencies: Vec<u32>,
+    /// Operations per second of each round, in pass order.
+    round_rates: Vec<f64>,
 }
 
 impl Tally {
     fn rate(&self) -> f64 {
         self.ops as f64 / self.busy.as_secs_f64()
+    }
+
+    /// This process's CPU time per operation, in microseconds.
+    fn cpu_us_per_op(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.ops.max(1) as f64
     }
 
     fn percentile_ms(&mut self, p: f64) -> f64 {
@@ -128,7 +155,7 @@ async fn round(
     seed: u64,
     tally: &mut Tally,
 ) {
-    let started = Instant::now();
+    let (started, cpu_started) = (Instant::now(), process_cpu_time());
     let until = started + Duration::from_secs(seconds);
     let mut tasks = tokio::task::JoinSet::new();
     for task in 0..concurrency {
@@ -153,13 +180,72 @@ async fn round(
             (ops, errors, latencies)
         });
     }
+    let mut round_ops = 0;
     while let Some(done) = tasks.join_next().await {
         let (ops, errors, latencies) = done.expect("bench task");
-        tally.ops += ops;
+        round_ops += ops;
         tally.errors += errors;
         tally.latencies.extend(latencies);
     }
-    tally.busy += started.elapsed();
+    let elapsed = started.elapsed();
+    tally.cpu += process_cpu_time().saturating_sub(cpu_started);
+    tally.ops += round_ops;
+    tally.busy += elapsed;
+    tally
+        .round_rates
+        .push(round_ops as f64 / elapsed.as_secs_f64());
+}
+
+/// CPU time this process (all its threads) has used so far.
+fn process_cpu_time() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable timespec and the clock id is a
+    // constant the kernel knows; clock_gettime writes nothing else.
+    let status = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut now) };
+    assert_eq!(status, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID)");
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+}
+
+/// Nanoseconds `RetryPolicy::run` adds around an attempt that succeeds at
+/// once (best of 3 passes of `calls`): no network, only dynagate's own work.
+async fn loop_alone_ns(calls: u32) -> f64 {
+    let policy = RetryPolicy::default();
+    let mut best = f64::INFINITY;
+    for _ in 0..3 {
+        let started = Instant::now();
+        for i in 0..calls {
+            let outcome = policy
+                .run(&Operation::read("GetItem", "bench"), || async move {
+                    Ok::<u32, SdkError<GetItemError, HttpResponse>>(i)
+                })
+                .await;
+            std::hint::black_box(outcome.is_ok());
+        }
+        best = best.min(started.elapsed().as_nanos() as f64 / f64::from(calls));
+    }
+    best
+}
+
+/// Median, minimum and maximum over passes of `(a / b - 1) * 100`: how much
+/// slower `b` was than `a`, in percent, each pass compared within itself.
+fn paired_overhead(a: &Tally, b: &Tally) -> (f64, f64, f64) {
+    let mut ratios: Vec<f64> = a
+        .round_rates
+        .iter()
+        .zip(&b.round_rates)
+        .map(|(a, b)| (a / b - 1.0) * 100.0)
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    let n = ratios.len();
+    let median = if n % 2 == 1 {
+        ratios[n / 2]
+    } else {
+        (ratios[n / 2 - 1] + ratios[n / 2]) / 2.0
+    };
+    (median, ratios[0], ratios[n - 1])
 }
 
 #[tokio::main]
@@ -169,8 +255,8 @@ async fn main() {
         return;
     }
     let concurrency = env_number("BENCH_CONCURRENCY", 16).max(1);
-    let seconds = env_number("BENCH_ROUND_SECONDS", 3).max(1);
-    let rounds = env_number("BENCH_ROUNDS", 6).max(1);
+    let seconds = env_number("BENCH_ROUND_SECONDS", 2).max(1);
+    let rounds = env_number("BENCH_ROUNDS", 10).max(1);
     let endpoint = endpoint();
     let config = local_config(&endpoint);
     let sdk = Client::new(&config);
@@ -226,32 +312,49 @@ async fn main() {
     let mut rows = Vec::new();
     for (variant, tally) in variants.iter().zip(tallies.iter_mut()) {
         let (p50, p99) = (tally.percentile_ms(50.0), tally.percentile_ms(99.0));
-        rows.push((variant.name(), tally.rate(), p50, p99, tally.errors));
+        let (rate, cpu) = (tally.rate(), tally.cpu_us_per_op());
+        rows.push((variant.name(), rate, p50, p99, cpu, tally.errors));
     }
     let overhead = (rows[0].1 / rows[2].1 - 1.0) * 100.0;
     let overhead_bare = (rows[1].1 / rows[2].1 - 1.0) * 100.0;
+    let (paired, paired_min, paired_max) = paired_overhead(&tallies[0], &tallies[2]);
+    let (paired_bare, paired_bare_min, paired_bare_max) = paired_overhead(&tallies[1], &tallies[2]);
+    let loop_ns = loop_alone_ns(1_000_000).await;
+    let loop_share = loop_ns / 1000.0 / rows[0].4 * 100.0;
+    let cpu_overhead = (rows[2].4 / rows[0].4 - 1.0) * 100.0;
+    let cpu_overhead_bare = (rows[2].4 / rows[1].4 - 1.0) * 100.0;
 
     println!();
     println!(
         "Unthrottled GetItem/PutItem (50/50, 1,000 items of ~200 B) against {endpoint}, {concurrency} tasks, {rounds} rotating rounds of {seconds} s per variant"
     );
     println!();
-    println!("| client | ops/s | p50 | p99 | errors |");
-    println!("|---|---:|---:|---:|---:|");
-    for (name, rate, p50, p99, errors) in &rows {
-        println!("| {name} | {rate:.0} | {p50:.3} ms | {p99:.3} ms | {errors} |");
+    println!("| client | ops/s | p50 | p99 | client CPU / op | errors |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (name, rate, p50, p99, cpu, errors) in &rows {
+        println!("| {name} | {rate:.0} | {p50:.3} ms | {p99:.3} ms | {cpu:.1} us | {errors} |");
     }
     println!();
+    println!("dynagate's overhead (positive: dynagate is slower or costs more):");
     println!(
-        "overhead of dynagate in throughput: {overhead:+.2}% vs the plain SDK, {overhead_bare:+.2}% vs the SDK with retries off (positive: dynagate is slower)"
+        "  throughput, whole run:        {overhead:+.2}% vs the plain SDK, {overhead_bare:+.2}% vs the SDK with retries off"
     );
-    let json = |(_, rate, p50, p99, errors): &(&str, f64, f64, f64, u64)| {
+    println!(
+        "  throughput, median of passes: {paired:+.2}% (range {paired_min:+.1}..{paired_max:+.1}) vs the plain SDK, {paired_bare:+.2}% (range {paired_bare_min:+.1}..{paired_bare_max:+.1}) vs retries off"
+    );
+    println!(
+        "  client CPU per operation:     {cpu_overhead:+.2}% vs the plain SDK, {cpu_overhead_bare:+.2}% vs retries off"
+    );
+    println!(
+        "  the retry loop alone (no server, an attempt that succeeds at once): {loop_ns:.0} ns per call, {loop_share:.2}% of the plain SDK's client CPU per operation"
+    );
+    let json = |(_, rate, p50, p99, cpu, errors): &(&str, f64, f64, f64, f64, u64)| {
         format!(
-            "{{\"ops_per_s\":{rate:.1},\"p50_ms\":{p50:.3},\"p99_ms\":{p99:.3},\"errors\":{errors}}}"
+            "{{\"ops_per_s\":{rate:.1},\"p50_ms\":{p50:.3},\"p99_ms\":{p99:.3},\"cpu_us_per_op\":{cpu:.2},\"errors\":{errors}}}"
         )
     };
     println!(
-        "OVERHEAD_JSON {{\"concurrency\":{concurrency},\"round_seconds\":{seconds},\"rounds\":{rounds},\"sdk\":{},\"sdk_no_retries\":{},\"dynagate\":{},\"overhead_percent\":{overhead:.2},\"overhead_vs_no_retries_percent\":{overhead_bare:.2}}}",
+        "OVERHEAD_JSON {{\"concurrency\":{concurrency},\"round_seconds\":{seconds},\"rounds\":{rounds},\"sdk\":{},\"sdk_no_retries\":{},\"dynagate\":{},\"overhead_percent\":{overhead:.2},\"overhead_vs_no_retries_percent\":{overhead_bare:.2},\"paired_overhead_percent\":{paired:.2},\"paired_overhead_min_percent\":{paired_min:.2},\"paired_overhead_max_percent\":{paired_max:.2},\"cpu_overhead_percent\":{cpu_overhead:.2},\"cpu_overhead_vs_no_retries_percent\":{cpu_overhead_bare:.2},\"loop_ns_per_call\":{loop_ns:.0},\"loop_percent_of_sdk_cpu\":{loop_share:.3}}}",
         json(&rows[0]),
         json(&rows[1]),
         json(&rows[2])
