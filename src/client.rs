@@ -172,6 +172,26 @@ mod tests {
             .build()
     }
 
+    /// A `call` future lives inside every caller's future (handlers,
+    /// repository methods, spawned tasks); the SDK's own request future is
+    /// about 5.5 KB, so the loop must not hold it inline (it was 18.6 KB).
+    #[test]
+    fn a_call_future_stays_small() {
+        let client = ResilientClient::new(
+            &shared_config(RetryConfig::standard()),
+            RetryPolicy::default(),
+        );
+        let sdk_request = client.sdk().get_item().table_name("t").send();
+        let call = client.call(Operation::read("GetItem", "t"), |sdk| {
+            sdk.get_item().table_name("t").send()
+        });
+        let (sdk_size, call_size) = (size_of_val(&sdk_request), size_of_val(&call));
+        assert!(
+            call_size < 8 * 1024 && call_size < sdk_size,
+            "call future {call_size} bytes, SDK request future {sdk_size} bytes"
+        );
+    }
+
     #[test]
     fn sdk_retries_are_disabled_even_when_the_shared_config_asks_for_more() {
         let client = sdk_client(&shared_config(RetryConfig::standard().with_max_attempts(5)));
