@@ -100,6 +100,13 @@ settle
 # --- 2. resilience overhead: plain SDK vs ResilientClient ----------------------
 log "overhead: plain SDK vs dynagate ResilientClient (cargo bench --bench overhead)"
 cargo bench -q --bench overhead >"$RUN/overhead.txt" 2>"$RUN/overhead.err" || { cat "$RUN/overhead.err" >&2; exit 1; }
+# What DynamoDB Local serves a bare client doing only GetItem, then only
+# PutItem, at the API runs' concurrency: the bounds of the API comparison.
+for writes in 0 100; do
+  log "bound: DynamoDB Local, bare clients, ${writes}% PutItem, $WRK_CONNECTIONS tasks"
+  BENCH_WRITE_PERCENT="$writes" BENCH_CONCURRENCY="$WRK_CONNECTIONS" BENCH_ROUNDS=2 \
+    cargo bench -q --bench overhead >"$RUN/bound-$writes.txt" 2>"$RUN/bound.err" || { cat "$RUN/bound.err" >&2; exit 1; }
+done
 
 settle
 # --- 3. users API: dynagate vs Flask, both with limits on ----------------------

@@ -7,7 +7,8 @@
 //!
 //! The workload: `BENCH_CONCURRENCY` tasks (default 16) in a closed loop, each
 //! operation a strongly consistent GetItem or an unconditional PutItem (half
-//! and half) of one of 1,000 items of about 200 bytes. The three variants run
+//! and half; `BENCH_WRITE_PERCENT` changes the share of PutItem) of one of
+//! 1,000 items of about 200 bytes. The three variants run
 //! in rotating rounds of `BENCH_ROUND_SECONDS` (default 2): `BENCH_ROUNDS`
 //! passes (default 10) in the orders A B C, B C A, C A B, ..., so drift of a
 //! shared, noisy machine falls on all alike. All clients are built from one
@@ -155,6 +156,7 @@ async fn round(
     seed: u64,
     tally: &mut Tally,
 ) {
+    let write_share = write_percent() as f64 / 100.0;
     let (started, cpu_started) = (Instant::now(), process_cpu_time());
     let until = started + Duration::from_secs(seconds);
     let mut tasks = tokio::task::JoinSet::new();
@@ -168,7 +170,7 @@ async fn round(
             while Instant::now() < until {
                 let key = format!("item-{}", rng.random_range(0..ITEMS));
                 let t = Instant::now();
-                let ok = if rng.random_bool(0.5) {
+                let ok = if !rng.random_bool(write_share) {
                     variant.get(&table, key).await
                 } else {
                     variant.put(&table, key, &payload).await
@@ -194,6 +196,11 @@ async fn round(
     tally
         .round_rates
         .push(round_ops as f64 / elapsed.as_secs_f64());
+}
+
+/// The share of PutItem in the workload, in percent (`BENCH_WRITE_PERCENT`).
+fn write_percent() -> u64 {
+    env_number("BENCH_WRITE_PERCENT", 50).min(100)
 }
 
 /// CPU time this process (all its threads) has used so far.
@@ -319,6 +326,7 @@ async fn main() {
     let overhead_bare = (rows[1].1 / rows[2].1 - 1.0) * 100.0;
     let (paired, paired_min, paired_max) = paired_overhead(&tallies[0], &tallies[2]);
     let (paired_bare, paired_bare_min, paired_bare_max) = paired_overhead(&tallies[1], &tallies[2]);
+    let writes = write_percent();
     let loop_ns = loop_alone_ns(1_000_000).await;
     let loop_share = loop_ns / 1000.0 / rows[0].4 * 100.0;
     let cpu_overhead = (rows[2].4 / rows[0].4 - 1.0) * 100.0;
@@ -326,7 +334,8 @@ async fn main() {
 
     println!();
     println!(
-        "Unthrottled GetItem/PutItem (50/50, 1,000 items of ~200 B) against {endpoint}, {concurrency} tasks, {rounds} rotating rounds of {seconds} s per variant"
+        "Unthrottled GetItem/PutItem ({}/{writes}, 1,000 items of ~200 B) against {endpoint}, {concurrency} tasks, {rounds} rotating rounds of {seconds} s per variant",
+        100 - writes
     );
     println!();
     println!("| client | ops/s | p50 | p99 | client CPU / op | errors |");
