@@ -234,7 +234,7 @@ print_env() {
 # with why. They pass in the first pass, where LocalStack injects nothing.
 RETRY_PASS_EXCLUDED=(
   "round_trip_through_dynamodb_local|asserts a GetItem on a missing table takes exactly 1 attempt; LocalStack throttles before it checks the table exists, so a throttled first attempt makes it 2 (real DynamoDB would not throttle a missing table)"
-  "writes_offered_at_twice_the_capacity_all_complete_with_backoff|asserts the fault proxy forwarded each write exactly once and counts with a raw (retry-less) Scan; LocalStack throttling behind the proxy makes the client re-send writes (seen: 50 forwarded for 40 writes)"
+  "writes_offered_at_twice_the_capacity_all_complete_with_backoff|asserts the fault proxy forwarded each write exactly once; LocalStack throttling behind the proxy makes the client re-send writes (seen: 50 forwarded for 40 writes)"
   "a_batch_that_runs_out_of_time_names_exactly_the_items_not_written|LocalStack's injected BatchWriteItem throttling writes the whole batch to DynamoDB Local and still returns the throttled items in UnprocessedItems (localstack-core 4.14 services/dynamodb/provider.py, batch_write_item); DynamoDB never applies an item it reports unprocessed"
 )
 # One test at a time: the ledger test loads LocalStack and both cores for about

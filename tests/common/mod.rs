@@ -225,7 +225,18 @@ impl TestTable {
     }
 
     async fn create_table(test: &str, partition_key: &str, sort_key: bool) -> TestTable {
-        let client = dynamodb().await;
+        // The table's own client sets up and checks what is stored; it is
+        // never the client under test. It retries (SDK standard mode, 10
+        // attempts) so that a check survives a server injecting throttles:
+        // LocalStack's DYNAMODB_ERROR_PROBABILITY throttles Scan too, and a
+        // single-attempt verification Scan failed the ledger test there.
+        // Against DynamoDB Local nothing throttles it, so nothing changes.
+        let config = aws_sdk_dynamodb::config::Builder::from(&sdk_config().await)
+            .retry_config(
+                aws_sdk_dynamodb::config::retry::RetryConfig::standard().with_max_attempts(10),
+            )
+            .build();
+        let client = Client::from_conf(config);
         let name = unique_name(&format!("dg-{test}"));
         let mut request = client
             .create_table()
