@@ -154,9 +154,9 @@ async fn round(
     concurrency: u64,
     seconds: u64,
     seed: u64,
+    write_share: f64,
     tally: &mut Tally,
 ) {
-    let write_share = write_percent() as f64 / 100.0;
     let (started, cpu_started) = (Instant::now(), process_cpu_time());
     let until = started + Duration::from_secs(seconds);
     let mut tasks = tokio::task::JoinSet::new();
@@ -196,11 +196,6 @@ async fn round(
     tally
         .round_rates
         .push(round_ops as f64 / elapsed.as_secs_f64());
-}
-
-/// The share of PutItem in the workload, in percent (`BENCH_WRITE_PERCENT`).
-fn write_percent() -> u64 {
-    env_number("BENCH_WRITE_PERCENT", 50).min(100)
 }
 
 /// CPU time this process (all its threads) has used so far.
@@ -264,6 +259,8 @@ async fn main() {
     let concurrency = env_number("BENCH_CONCURRENCY", 16).max(1);
     let seconds = env_number("BENCH_ROUND_SECONDS", 2).max(1);
     let rounds = env_number("BENCH_ROUNDS", 10).max(1);
+    let writes = env_number("BENCH_WRITE_PERCENT", 50).min(100);
+    let write_share = writes as f64 / 100.0;
     let endpoint = endpoint();
     let config = local_config(&endpoint);
     let sdk = Client::new(&config);
@@ -294,7 +291,16 @@ async fn main() {
     ];
     // Warm-up: connections, the runtime, DynamoDB Local's JIT.
     for variant in &variants {
-        round(variant, &table, concurrency, 1, 0, &mut Tally::default()).await;
+        round(
+            variant,
+            &table,
+            concurrency,
+            1,
+            0,
+            write_share,
+            &mut Tally::default(),
+        )
+        .await;
     }
     let mut tallies: [Tally; 3] = Default::default();
     for pass in 0..rounds {
@@ -309,6 +315,7 @@ async fn main() {
                 concurrency,
                 seconds,
                 seed,
+                write_share,
                 &mut tallies[which],
             )
             .await;
@@ -326,7 +333,6 @@ async fn main() {
     let overhead_bare = (rows[1].1 / rows[2].1 - 1.0) * 100.0;
     let (paired, paired_min, paired_max) = paired_overhead(&tallies[0], &tallies[2]);
     let (paired_bare, paired_bare_min, paired_bare_max) = paired_overhead(&tallies[1], &tallies[2]);
-    let writes = write_percent();
     let loop_ns = loop_alone_ns(1_000_000).await;
     let loop_share = loop_ns / 1000.0 / rows[0].4 * 100.0;
     let cpu_overhead = (rows[2].4 / rows[0].4 - 1.0) * 100.0;

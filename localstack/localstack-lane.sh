@@ -95,9 +95,8 @@ install_venv() {
 
 build_agent() {
   [ -f "$AGENT_JAR" ] && return
-  command -v javac >/dev/null 2>&1 && command -v jar >/dev/null 2>&1 || "$HERE/stack.sh" install-jdk
-  command -v javac >/dev/null 2>&1 && command -v jar >/dev/null 2>&1 ||
-    die "javac and jar are needed once to build a no-op Java agent (apt-get install openjdk-17-jdk-headless)"
+  # Installs javac and jar (openjdk-17-jdk-headless) only when one is missing.
+  "$HERE/stack.sh" install-jdk
   local work
   work="$(mktemp -d "$LANE_DIR/agent.XXXXXX")"
   mkdir -p "$work/classes"
