@@ -17,8 +17,8 @@ use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
 use crate::capacity::{CapacityGate, ConsumedCapacityInterceptor};
-use crate::error::RetryError;
-use crate::retry::{Operation, RetryPolicy};
+use crate::operation::Operation;
+use crate::retry::{RetryError, RetryPolicy};
 
 /// A DynamoDB client whose every call runs through dynagate's retry policy.
 ///
@@ -28,8 +28,7 @@ use crate::retry::{Operation, RetryPolicy};
 ///
 /// ```no_run
 /// use aws_sdk_dynamodb::types::AttributeValue;
-/// use dynagate::client::ResilientClient;
-/// use dynagate::retry::Operation;
+/// use dynagate::{Operation, ResilientClient};
 ///
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// let dynamodb = ResilientClient::from_env().await;
@@ -139,7 +138,7 @@ impl ResilientClient {
 /// ```no_run
 /// # async fn demo() {
 /// let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-/// let dynamodb = dynagate::client::sdk_client(&config);
+/// let dynamodb = dynagate::sdk_client(&config);
 /// assert_eq!(dynamodb.config().retry_config().map(|r| r.max_attempts()), Some(1));
 /// # }
 /// ```
@@ -174,7 +173,7 @@ mod tests {
 
     /// A `call` future lives inside every caller's future (handlers,
     /// repository methods, spawned tasks); the SDK's own request future is
-    /// about 5.5 KB, so the loop must not hold it inline (it was 18.6 KB).
+    /// several KB, so the loop must not hold it inline (it once did).
     #[test]
     fn a_call_future_stays_small() {
         let client = ResilientClient::new(

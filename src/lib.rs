@@ -11,7 +11,7 @@
 //! # What is here today
 //!
 //! - [`ResilientClient`]: an `aws_sdk_dynamodb::Client` with the SDK's own
-//!   retries off, whose every call runs through one [`RetryPolicy`]:
+//!   retries off, whose every call runs through one [`retry::RetryPolicy`]:
 //!   - [`retry::classify()`] turns every outcome into an [`retry::ErrorKind`]
 //!     (throttling with DynamoDB's `ThrottlingReasons`, transient, ambiguous,
 //!     conflict, permanent);
@@ -20,7 +20,7 @@
 //!   - [`retry::RetryBudget`] stops retry storms during outages;
 //!   - every [`Operation`] has a deadline that no sleep runs past, and a write
 //!     that may have been applied is never repeated unless it is idempotent.
-//! - [`client::sdk_client`] builds the bare SDK client with retries off.
+//! - [`sdk_client`] builds the bare SDK client with retries off.
 //! - [`repository::Repository`]: typed access to one table with conditional,
 //!   idempotent writes (a write token per write; a retry never reports a false
 //!   conflict), optimistic locking, batches that never lose an unprocessed
@@ -70,14 +70,27 @@
 //! # }
 //! ```
 //!
-//! A call that fails for good returns a [`RetryError`]: why the policy gave
-//! up ([`GiveUp`]), after how many attempts, whether a write may have been
+//! A call that fails for good returns a [`retry::RetryError`]: why the policy
+//! gave up ([`retry::GiveUp`]), after how many attempts, whether a write may have been
 //! applied anyway, a suggested retry-after, and the last SDK error.
+//!
+//! # Where things are
+//!
+//! Every public type has one path. The crate root holds what every user
+//! touches ([`ResilientClient`], [`Operation`], [`Direction`],
+//! [`ConfigError`]) and what several layers share ([`RedisConnection`],
+//! [`ScriptError`], [`BreakerSettings`]); each layer is a module with its own
+//! types and error: [`retry`], [`limiter`], [`capacity`], [`repository`] and
+//! `http`.
 //!
 //! # Feature flags
 //!
 //! - `axum` (off by default): the `http` module, a tower layer for inbound
-//!   rate limits usable on any axum router, and the users API example.
+//!   rate limits usable on any axum router (the users API example in
+//!   `examples/users-api` is built on it).
+//! - `test-util` (off by default): `test_util`, the Lua scripts' sources and
+//!   the pure models they are checked against, for property tests against a
+//!   real Redis. Not part of the stable API.
 //!
 //! The AWS crates are built without their default features, so only one HTTP
 //! and TLS stack (hyper 1, rustls 0.23) is compiled.
@@ -90,17 +103,22 @@
     rust_2018_idioms
 )]
 
+mod breaker;
 pub mod capacity;
-pub mod client;
-pub mod error;
+mod client;
+mod error;
 #[cfg(feature = "axum")]
 pub mod http;
 pub mod limiter;
+mod operation;
+mod redis_support;
 pub mod repository;
 pub mod retry;
+#[cfg(feature = "test-util")]
+pub mod test_util;
 
-pub use crate::capacity::CapacityGate;
-pub use crate::client::ResilientClient;
-pub use crate::error::{ConfigError, GiveUp, RetryError};
-pub use crate::limiter::{Decision, Limits, MemoryLimiter, Quota, RateLimiter, RedisLimiter};
-pub use crate::retry::{Operation, RetryPolicy};
+pub use crate::breaker::{BreakerSettings, CircuitState};
+pub use crate::client::{ResilientClient, sdk_client};
+pub use crate::error::ConfigError;
+pub use crate::operation::{Direction, Operation};
+pub use crate::redis_support::{RedisConnection, ScriptError};

@@ -7,100 +7,18 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::breaker::CircuitBreaker;
+use crate::capacity::bucket::Bucket;
 use crate::capacity::consumed::{self, Watched};
-use crate::capacity::table::{TableCapacity, Throughput};
-use crate::error::{ConfigError, LimiterError};
-use crate::limiter::RedisConnection;
-use crate::limiter::connection::run_script;
-use crate::limiter::policy::{BreakerSettings, CircuitBreaker};
-use crate::retry::{ErrorKind, Gate, Operation};
+use crate::capacity::{Adaptive, CapacityGateBuilder};
+use crate::operation::{Direction, Operation};
+use crate::redis_support::{RedisConnection, Script, ScriptError, run_script};
+use crate::retry::{ErrorKind, Gate};
 
 /// The Lua source of the gate's script; its contract is described at its top.
-pub const SCRIPT: &str = include_str!("capacity.lua");
+pub(crate) const SCRIPT_SOURCE: &str = include_str!("capacity.lua");
 
-static SCRIPT_HASH: LazyLock<String> =
-    LazyLock::new(|| redis::Script::new(SCRIPT).get_hash().to_owned());
-
-/// Reads or writes: each has its own units and its own bucket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// Read capacity units.
-    Read,
-    /// Write capacity units.
-    Write,
-}
-
-impl Direction {
-    /// `"read"` or `"write"`, for metrics and logs.
-    pub fn label(self) -> &'static str {
-        match self {
-            Direction::Read => "read",
-            Direction::Write => "write",
-        }
-    }
-
-    fn of(self, throughput: Throughput) -> f64 {
-        match self {
-            Direction::Read => throughput.read,
-            Direction::Write => throughput.write,
-        }
-    }
-
-    /// DynamoDB's per-partition ceiling: 3000 read or 1000 write units/s.
-    fn partition_limit(self) -> f64 {
-        match self {
-            Direction::Read => 3000.0,
-            Direction::Write => 1000.0,
-        }
-    }
-}
-
-/// How the shared rate adapts when DynamoDB throttles despite the gate
-/// (capacity lowered, other writers on the table, a hot key): additive
-/// increase, multiplicative decrease, like TCP's congestion control.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Adaptive {
-    decrease: f64,
-    increase: f64,
-    floor: f64,
-}
-
-impl Default for Adaptive {
-    /// Cut to 70% on a throttle, climb back by 5% of the capacity per second,
-    /// never below 5% of it.
-    fn default() -> Self {
-        Adaptive {
-            decrease: 0.7,
-            increase: 0.05,
-            floor: 0.05,
-        }
-    }
-}
-
-impl Adaptive {
-    /// `decrease`: the factor a throttle cuts the rate by (0 < d < 1);
-    /// `increase`: the share of the capacity the rate climbs back per second
-    /// (> 0); `floor`: the share of the capacity it never goes below (0 < f <= 1).
-    pub fn new(decrease: f64, increase: f64, floor: f64) -> Result<Adaptive, ConfigError> {
-        if !(decrease > 0.0 && decrease < 1.0) {
-            return Err(ConfigError::invalid("decrease", "must be between 0 and 1"));
-        }
-        if !(increase > 0.0 && increase.is_finite()) {
-            return Err(ConfigError::invalid("increase", "must be above zero"));
-        }
-        if !(floor > 0.0 && floor <= 1.0) {
-            return Err(ConfigError::invalid(
-                "floor",
-                "must be above 0 and at most 1",
-            ));
-        }
-        Ok(Adaptive {
-            decrease,
-            increase,
-            floor,
-        })
-    }
-}
+static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(SCRIPT_SOURCE));
 
 /// A token bucket per table (and index) and direction, in Redis, that every
 /// instance of a fleet takes from before it calls DynamoDB: together they
@@ -110,31 +28,19 @@ impl Adaptive {
 /// Cheap to clone: clones share the connection and the circuit breaker.
 #[derive(Debug, Clone)]
 pub struct CapacityGate {
-    inner: Arc<Inner>,
+    inner: Arc<GateParts>,
 }
 
+/// What a built gate holds; the builder assembles it.
 #[derive(Debug)]
-struct Inner {
-    connection: RedisConnection,
+pub(crate) struct GateParts {
+    pub(crate) connection: RedisConnection,
     /// Per table (`table`) or index (`table/index`), a bucket per direction.
-    targets: HashMap<String, [Arc<Bucket>; 2]>,
-    max_wait: Duration,
-    adaptive: Adaptive,
-    redis_deadline: Duration,
-    breaker: CircuitBreaker,
-}
-
-/// Builds a [`CapacityGate`].
-#[derive(Debug)]
-pub struct CapacityGateBuilder {
-    connection: RedisConnection,
-    prefix: String,
-    tables: Vec<TableCapacity>,
-    burst: Duration,
-    max_wait: Duration,
-    adaptive: Adaptive,
-    redis_deadline: Duration,
-    breaker: Option<BreakerSettings>,
+    pub(crate) targets: HashMap<String, [Arc<Bucket>; 2]>,
+    pub(crate) max_wait: Duration,
+    pub(crate) adaptive: Adaptive,
+    pub(crate) redis_deadline: Duration,
+    pub(crate) breaker: CircuitBreaker,
 }
 
 impl CapacityGate {
@@ -142,15 +48,12 @@ impl CapacityGate {
     /// gate fails open: when Redis is slow or down, calls go ungated and
     /// DynamoDB's throttling, answered by the retry loop, is the limit.
     pub fn builder(connection: impl Into<RedisConnection>) -> CapacityGateBuilder {
-        CapacityGateBuilder {
-            connection: connection.into(),
-            prefix: "dynagate:capacity".into(),
-            tables: Vec::new(),
-            burst: Duration::from_millis(500),
-            max_wait: Duration::from_secs(1),
-            adaptive: Adaptive::default(),
-            redis_deadline: Duration::from_millis(50),
-            breaker: None,
+        CapacityGateBuilder::new(connection.into())
+    }
+
+    pub(crate) fn from_parts(parts: GateParts) -> CapacityGate {
+        CapacityGate {
+            inner: Arc::new(parts),
         }
     }
 
@@ -161,7 +64,7 @@ impl CapacityGate {
         &self,
         table: &str,
         direction: Direction,
-    ) -> Result<Option<f64>, LimiterError> {
+    ) -> Result<Option<f64>, ScriptError> {
         Ok(self.state(table, direction).await?.map(|s| s.rate))
     }
 
@@ -171,7 +74,7 @@ impl CapacityGate {
         &self,
         table: &str,
         direction: Direction,
-    ) -> Result<Option<GateState>, LimiterError> {
+    ) -> Result<Option<GateState>, ScriptError> {
         let Some(bucket) = self.bucket(table, direction) else {
             return Ok(None);
         };
@@ -179,7 +82,7 @@ impl CapacityGate {
             .script(std::slice::from_ref(&bucket.key), &bucket.args("state", []))
             .await?;
         let [rate_milli, cuts, backlog_us] = reply[..] else {
-            return Err(LimiterError::UnexpectedReply {
+            return Err(ScriptError::UnexpectedReply {
                 reply: format!("{reply:?}"),
             });
         };
@@ -205,18 +108,16 @@ impl CapacityGate {
         })
     }
 
-    async fn script(&self, keys: &[String], args: &[String]) -> Result<Vec<i64>, LimiterError> {
-        let mut connection = self.inner.connection.clone();
-        let call = run_script(&mut connection, (SCRIPT, &SCRIPT_HASH), keys, args, || {
-            metrics::counter!("dynagate_capacity_script_reloads_total").increment(1);
-        });
-        match tokio::time::timeout(self.inner.redis_deadline, call).await {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(source)) => Err(LimiterError::Redis { source }),
-            Err(_) => Err(LimiterError::Timeout {
-                deadline: self.inner.redis_deadline,
-            }),
-        }
+    async fn script(&self, keys: &[String], args: &[String]) -> Result<Vec<i64>, ScriptError> {
+        run_script(
+            &self.inner.connection,
+            &SCRIPT,
+            keys,
+            args,
+            self.inner.redis_deadline,
+            || metrics::counter!("dynagate_capacity_script_reloads_total").increment(1),
+        )
+        .await
     }
 
     /// A script call through the circuit breaker: `None` when Redis failed
@@ -250,118 +151,6 @@ fn count_fail_open(table: &str, reason: &'static str) {
     .increment(1);
 }
 
-impl CapacityGateBuilder {
-    /// The namespace of the gate's Redis keys (default `dynagate:capacity`).
-    /// Every instance of a fleet uses the same one.
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// Gates a table (and the indexes it lists) at its capacity.
-    pub fn table(mut self, capacity: TableCapacity) -> Self {
-        self.tables.push(capacity);
-        self
-    }
-
-    /// How far ahead of the rate the fleet may go after an idle spell
-    /// (default 0.5 s of capacity). Keep it under the table's own burst
-    /// bank (DynamoDB banks up to 300 s of unused capacity): when both empty
-    /// together, the first call that arrives a moment early is throttled and
-    /// the rate is cut for nothing.
-    pub fn burst(mut self, burst: Duration) -> Self {
-        self.burst = burst;
-        self
-    }
-
-    /// The longest a call waits for its turn (default 1 s), however long its
-    /// deadline: a longer wait is refused at once as over capacity. A short
-    /// queue keeps latency bounded under overload (shedding the excess
-    /// early, with a `retry_after`, instead of queueing it until its
-    /// deadline) and lets a cut rate take effect quickly: calls queued at the
-    /// old rate go out at the old pace.
-    pub fn max_wait(mut self, max_wait: Duration) -> Self {
-        self.max_wait = max_wait;
-        self
-    }
-
-    /// How the rate adapts to throttles (default [`Adaptive::default`]).
-    pub fn adaptive(mut self, adaptive: Adaptive) -> Self {
-        self.adaptive = adaptive;
-        self
-    }
-
-    /// The most a Redis call may take before the gate lets the call through
-    /// ungated (default 50 ms).
-    pub fn redis_deadline(mut self, deadline: Duration) -> Self {
-        self.redis_deadline = deadline;
-        self
-    }
-
-    /// When to stop asking a failing Redis (default: 5 failures in 10 s open
-    /// the circuit for 5 s).
-    pub fn breaker(mut self, settings: BreakerSettings) -> Self {
-        self.breaker = Some(settings);
-        self
-    }
-
-    /// Checks the settings and builds the gate.
-    pub fn build(self) -> Result<CapacityGate, ConfigError> {
-        if self.prefix.is_empty() || self.prefix.contains(['{', '}']) {
-            return Err(ConfigError::invalid(
-                "prefix",
-                "must be non-empty and without braces (it goes inside a cluster hash tag)",
-            ));
-        }
-        if self.tables.is_empty() {
-            return Err(ConfigError::invalid(
-                "table",
-                "gate at least one table; calls to tables it does not know go ungated",
-            ));
-        }
-        if self.redis_deadline.is_zero() {
-            return Err(ConfigError::invalid("redis_deadline", "must be above zero"));
-        }
-        let mut targets = HashMap::new();
-        for table in &self.tables {
-            table.validate()?;
-            let indexes = table
-                .indexes()
-                .map(|(index, throughput)| (format!("{}/{index}", table.table()), throughput));
-            for (target, throughput) in
-                std::iter::once((table.table().to_owned(), table.throughput())).chain(indexes)
-            {
-                let bucket = |direction: Direction| {
-                    Arc::new(Bucket::new(
-                        &self.prefix,
-                        target.clone(),
-                        direction,
-                        direction.of(throughput),
-                        self.burst,
-                        self.adaptive,
-                    ))
-                };
-                let buckets = [bucket(Direction::Read), bucket(Direction::Write)];
-                targets.insert(target, buckets);
-            }
-        }
-        let breaker = match self.breaker {
-            Some(settings) => settings,
-            None => BreakerSettings::new(5, Duration::from_secs(5))?,
-        };
-        Ok(CapacityGate {
-            inner: Arc::new(Inner {
-                connection: self.connection,
-                targets,
-                max_wait: self.max_wait,
-                adaptive: self.adaptive,
-                redis_deadline: self.redis_deadline,
-                breaker: CircuitBreaker::new(breaker),
-            }),
-        })
-    }
-}
-
 /// A bucket's fleet-wide state, from [`CapacityGate::state`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
@@ -374,65 +163,6 @@ pub struct GateState {
     /// How long until every reservation made so far is paid for: the
     /// fleet's queue, in time.
     pub backlog: Duration,
-}
-
-/// One bucket: its Redis key and the script arguments that describe it,
-/// formatted once.
-#[derive(Debug)]
-struct Bucket {
-    /// `table` or `table/index`, for metrics and logs.
-    target: String,
-    direction: Direction,
-    /// `<prefix>:{<target>:<direction>}`: one hash tag per bucket, so a
-    /// table's bucket and its hot keys' live in one cluster slot.
-    key: String,
-    /// `ARGV[2..7]` of every command: the bucket's bounds, increase, burst
-    /// and a hot key's bounds.
-    bounds: [String; 6],
-}
-
-impl Bucket {
-    fn new(
-        prefix: &str,
-        target: String,
-        direction: Direction,
-        capacity: f64,
-        burst: Duration,
-        adaptive: Adaptive,
-    ) -> Bucket {
-        let key_max = direction.partition_limit().min(capacity);
-        Bucket {
-            key: format!("{prefix}:{{{target}:{}}}", direction.label()),
-            target,
-            direction,
-            bounds: [
-                capacity.to_string(),
-                (capacity * adaptive.floor).to_string(),
-                (capacity * adaptive.increase).to_string(),
-                burst.as_micros().to_string(),
-                key_max.to_string(),
-                // A hot key may be cut down to one unit a second.
-                1.0f64.min(key_max).to_string(),
-            ],
-        }
-    }
-
-    /// The metric labels `table` and `direction`.
-    fn labels(&self) -> [(&'static str, String); 2] {
-        [
-            ("table", self.target.clone()),
-            ("direction", self.direction.label().to_owned()),
-        ]
-    }
-
-    /// The script's arguments: the command, the bounds, the command's own.
-    fn args<const N: usize>(&self, command: &str, own: [String; N]) -> Vec<String> {
-        let mut args = Vec::with_capacity(1 + self.bounds.len() + N);
-        args.push(command.to_owned());
-        args.extend(self.bounds.iter().cloned());
-        args.extend(own);
-        args
-    }
 }
 
 /// An admitted attempt: what it reserved, in which epoch of the rate.
@@ -551,7 +281,7 @@ impl Gate for CapacityGate {
                     "throttle",
                     [
                         seen.to_string(),
-                        self.inner.adaptive.decrease.to_string(),
+                        self.inner.adaptive.decrease().to_string(),
                         scope.to_owned(),
                     ],
                 );

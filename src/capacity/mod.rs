@@ -73,11 +73,22 @@
 //! reported, on successful calls), `dynagate_capacity_over_total` (calls
 //! refused as over capacity), `dynagate_capacity_rate_cuts_total` (`scope`:
 //! `table` or `key`), and `dynagate_capacity_fail_open_total` (`reason`).
+//! The gate's circuit breaker reports as `dynagate_circuit_open{breaker="capacity"}`
+//! and logs with `breaker="capacity"`.
 
+mod adaptive;
+mod bucket;
+mod builder;
 mod consumed;
+mod error;
 mod gate;
 mod table;
 
+pub use self::adaptive::{Adaptive, AdaptiveBuilder};
+pub use self::builder::CapacityGateBuilder;
 pub(crate) use self::consumed::ConsumedCapacityInterceptor;
-pub use self::gate::{Adaptive, CapacityGate, CapacityGateBuilder, Direction, GateState, SCRIPT};
+pub use self::error::CapacityError;
+#[cfg(feature = "test-util")]
+pub(crate) use self::gate::SCRIPT_SOURCE;
+pub use self::gate::{CapacityGate, GateState};
 pub use self::table::{TableCapacity, Throughput, estimate};

@@ -4,7 +4,8 @@
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{BillingMode, OnDemandThroughput, ProvisionedThroughputDescription};
 
-use crate::error::{CapacityError, ConfigError};
+use crate::capacity::CapacityError;
+use crate::error::ConfigError;
 
 /// Read and write units per second of a table or index.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -20,8 +21,10 @@ pub struct Throughput {
 /// ```
 /// use dynagate::capacity::TableCapacity;
 ///
-/// let users = TableCapacity::provisioned("users", 100.0, 50.0)
-///     .with_index("by_email", 40.0, 50.0);
+/// use dynagate::capacity::Throughput;
+///
+/// let users = TableCapacity::provisioned("users", Throughput { read: 100.0, write: 50.0 })
+///     .with_index("by_email", Throughput { read: 40.0, write: 50.0 });
 /// assert_eq!(users.table(), "users");
 /// ```
 #[derive(Debug, Clone, PartialEq)]
@@ -32,20 +35,19 @@ pub struct TableCapacity {
 }
 
 impl TableCapacity {
-    /// A table provisioned with `read` and `write` units per second. For an
-    /// on-demand table, the ceiling the fleet should stay under.
-    pub fn provisioned(table: impl Into<String>, read: f64, write: f64) -> TableCapacity {
+    /// A table provisioned with this throughput. For an on-demand table,
+    /// the ceiling the fleet should stay under.
+    pub fn provisioned(table: impl Into<String>, throughput: Throughput) -> TableCapacity {
         TableCapacity {
             table: table.into(),
-            throughput: Throughput { read, write },
+            throughput,
             indexes: Vec::new(),
         }
     }
 
     /// Adds a global secondary index with its own capacity.
-    pub fn with_index(mut self, index: impl Into<String>, read: f64, write: f64) -> TableCapacity {
-        self.indexes
-            .push((index.into(), Throughput { read, write }));
+    pub fn with_index(mut self, index: impl Into<String>, throughput: Throughput) -> TableCapacity {
+        self.indexes.push((index.into(), throughput));
         self
     }
 

@@ -24,12 +24,12 @@ pub(crate) fn ceil_seconds(d: Duration, min: u64) -> u64 {
 }
 
 /// `Retry-After` for a denied request: whole seconds, rounded up, at least 1.
-pub fn retry_after(wait: Duration) -> HeaderValue {
+pub(crate) fn retry_after(wait: Duration) -> HeaderValue {
     HeaderValue::from(ceil_seconds(wait, 1))
 }
 
 /// `RateLimit-Policy` for every limit of `limits`.
-pub fn rate_limit_policy(limits: &Limits) -> HeaderValue {
+pub(crate) fn rate_limit_policy(limits: &Limits) -> HeaderValue {
     let value = limits
         .iter()
         .map(|limit| {
@@ -50,7 +50,7 @@ pub fn rate_limit_policy(limits: &Limits) -> HeaderValue {
 }
 
 /// `RateLimit` for the limit that decided.
-pub fn rate_limit(limits: &Limits, decision: &Decision) -> HeaderValue {
+pub(crate) fn rate_limit(limits: &Limits, decision: &Decision) -> HeaderValue {
     let name = limits
         .as_slice()
         .get(decision.limit())
@@ -78,8 +78,8 @@ mod tests {
 
     fn limits() -> Limits {
         Limits::builder("ip")
-            .limit("second", Quota::per_second(10, 10).unwrap())
-            .limit("day", Quota::per_day(1000, 1000).unwrap())
+            .limit("second", Quota::per_second(10).burst(10).unwrap())
+            .limit("day", Quota::per_day(1000).burst(1000).unwrap())
             .build()
             .unwrap()
     }

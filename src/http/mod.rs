@@ -9,9 +9,11 @@
 //! use dynagate::limiter::{Limits, MemoryLimiter, Quota};
 //!
 //! # fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let per_ip = Limits::builder("ip").limit("second", Quota::per_second(20, 10)?).build()?;
-//! let failed = Limits::builder("auth").limit("minute", Quota::per_minute(5, 5)?).build()?;
-//! let layer = RateLimitLayer::builder(Arc::new(MemoryLimiter::new()), per_ip.clone(), failed)
+//! let per_ip = Limits::builder("ip").limit("second", Quota::per_second(10).burst(20)?).build()?;
+//! let failed = Limits::builder("auth").limit("minute", Quota::per_minute(5).burst(5)?).build()?;
+//! let layer = RateLimitLayer::builder(Arc::new(MemoryLimiter::new()))
+//!     .key_limits(per_ip.clone())
+//!     .failed_auth(failed)
 //!     .anonymous(per_ip)
 //!     .build()?;
 //! let app: axum::Router = axum::Router::new().layer(layer);
@@ -20,28 +22,15 @@
 //! # }
 //! ```
 
-pub mod client_ip;
-pub mod headers;
+mod auth;
+mod client_ip;
+mod headers;
 mod layer;
+mod response;
+mod service;
 
-use axum::body::Body;
-use http::header::CONTENT_TYPE;
-use http::{HeaderValue, Response, StatusCode};
-
+pub use self::auth::{AuthFuture, AuthUnavailable, Authenticate, Caller};
 pub use self::client_ip::{Cidr, TrustedProxies};
-pub use self::layer::{
-    AuthFuture, AuthUnavailable, Authenticate, Caller, RateLimit, RateLimitConfig, RateLimitLayer,
-    RateLimitLayerBuilder,
-};
-
-/// The one error shape of dynagate's HTTP side: `{"error": code, "message": ...}`.
-/// The message is for the client: what was wrong and what to do, never internals.
-pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response<Body> {
-    let body = serde_json::json!({ "error": code, "message": message }).to_string();
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
-}
+pub use self::layer::{RateLimitConfig, RateLimitLayer, RateLimitLayerBuilder};
+pub use self::response::error_response;
+pub use self::service::RateLimit;

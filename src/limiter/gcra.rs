@@ -147,7 +147,9 @@ mod tests {
     const START: u64 = 1_780_000_000_000_000; // 2026, as Redis TIME reports it
 
     fn quota(capacity: u64, tokens: u64, period_ms: u64) -> Quota {
-        Quota::new(capacity, tokens, Duration::from_millis(period_ms)).unwrap()
+        Quota::per_period(tokens, Duration::from_millis(period_ms))
+            .burst(capacity)
+            .unwrap()
     }
 
     #[test]

@@ -232,8 +232,8 @@ mod tests {
 
     fn limits() -> Limits {
         Limits::builder("api")
-            .limit("second", Quota::per_second(10, 5).unwrap())
-            .limit("day", Quota::per_day(1000, 1000).unwrap())
+            .limit("second", Quota::per_second(5).burst(10).unwrap())
+            .limit("day", Quota::per_day(1000).burst(1000).unwrap())
             .build()
             .unwrap()
     }
@@ -270,7 +270,7 @@ mod tests {
 
     #[test]
     fn names_that_would_break_the_tag_are_rejected() {
-        let q = Quota::per_second(1, 1).unwrap();
+        let q = Quota::per_second(1).burst(1).unwrap();
         for (builder, setting) in [
             (Limits::builder("a{b").limit("s", q), "namespace"),
             (Limits::builder("").limit("s", q), "namespace"),

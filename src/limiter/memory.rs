@@ -200,8 +200,8 @@ mod tests {
 
     fn limits() -> Limits {
         Limits::builder("t")
-            .limit("second", Quota::per_second(5, 5).unwrap())
-            .limit("minute", Quota::per_minute(8, 8).unwrap())
+            .limit("second", Quota::per_second(5).burst(5).unwrap())
+            .limit("minute", Quota::per_minute(8).burst(8).unwrap())
             .build()
             .unwrap()
     }
@@ -238,7 +238,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_default_clock_follows_paused_tokio_time() {
         let limiter = MemoryLimiter::new();
-        let l = Limits::single("t", "s", Quota::per_second(1, 1).unwrap()).unwrap();
+        let l = Limits::single("t", "s", Quota::per_second(1).burst(1).unwrap()).unwrap();
         assert!(limiter.check(&l, "a", 1).await.allowed());
         let d = limiter.check(&l, "a", 1).await;
         assert_eq!(d.retry_after(), Some(Duration::from_secs(1)));
@@ -250,7 +250,7 @@ mod tests {
     fn full_buckets_are_swept_so_memory_follows_active_subjects() {
         let clock = ManualClock::new(0);
         let limiter = MemoryLimiter::with_clock(clock.clone());
-        let l = Limits::single("t", "s", Quota::per_second(1, 1).unwrap()).unwrap();
+        let l = Limits::single("t", "s", Quota::per_second(1).burst(1).unwrap()).unwrap();
         for i in 0..MIN_SWEEP {
             limiter.check_now(&l, &format!("old-{i}"), 1);
         }

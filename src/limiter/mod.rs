@@ -7,7 +7,7 @@
 //! not, tokens remaining, retry-after and reset-after, and a distinct
 //! [`Outcome::Never`] when the cost is above a capacity and no wait can help.
 //!
-//! Two backends share one decision function ([`gcra::decide`], the model):
+//! Two backends share one decision function (`gcra::decide`, the model):
 //!
 //! - [`RedisLimiter`]: the buckets live in Redis or Redis Cluster, one integer
 //!   key each, decided by one Lua script on the server's clock, so a whole
@@ -27,8 +27,8 @@
 //! let limiter = RedisLimiter::builder(client.get_async_connection().await?).build()?;
 //!
 //! let per_ip = Limits::builder("ip")
-//!     .limit("second", Quota::per_second(10, 5)?)
-//!     .limit("hour", Quota::per_hour(1_000, 1_000)?)
+//!     .limit("second", Quota::per_second(5).burst(10)?)
+//!     .limit("hour", Quota::per_hour(1_000).burst(1_000)?)
 //!     .build()?;
 //! let decision = limiter.check(&per_ip, "203.0.113.9", 1).await;
 //! println!("{} left, retry after {:?}", decision.remaining(), decision.retry_after());
@@ -47,29 +47,36 @@
 //! `dynagate_limiter_redis_errors_total` (`kind`: timeout, connection,
 //! server, reply), `dynagate_limiter_fallbacks_total` (`policy`, `reason`:
 //! error or circuit_open), `dynagate_limiter_script_reloads_total` (after a
-//! `NOSCRIPT`), and the gauge `dynagate_limiter_circuit_open`.
+//! `NOSCRIPT`), and the gauge `dynagate_circuit_open{breaker="limiter"}`.
+//!
+//! # Errors
+//!
+//! A check never fails (its failure policy answers); builders return
+//! [`ConfigError`](crate::ConfigError), and the calls that ask Redis without
+//! the failure policy ([`RedisLimiter::try_check`],
+//! [`RedisLimiter::load_script`]) return a [`ScriptError`](crate::ScriptError).
 
-pub mod connection;
-pub mod decision;
+mod decision;
 mod deny_cache;
-pub mod gcra;
-pub mod limits;
-pub mod memory;
-pub mod policy;
-pub mod quota;
-pub mod redis;
+mod failure;
+pub(crate) mod gcra;
+mod limits;
+mod memory;
+mod quota;
+mod redis;
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-pub use self::connection::RedisConnection;
 pub use self::decision::{DecidedBy, Decision, Outcome, Verdict};
+pub use self::failure::FailurePolicy;
 pub use self::limits::{Limit, Limits, LimitsBuilder};
 pub use self::memory::{Clock, ManualClock, MemoryLimiter, TokioClock};
-pub use self::policy::{BreakerSettings, CircuitState, FailurePolicy};
-pub use self::quota::Quota;
+pub use self::quota::{Quota, QuotaBuilder};
+#[cfg(feature = "test-util")]
+pub(crate) use self::redis::SCRIPT_SOURCE;
 pub use self::redis::{RedisLimiter, RedisLimiterBuilder};
 
 /// The future a [`RateLimiter`] returns: boxed, so the trait can be used as
@@ -117,7 +124,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn limiters_are_usable_as_trait_objects() {
         let limiter: Arc<dyn RateLimiter> = Arc::new(MemoryLimiter::new());
-        let limits = Limits::single("t", "s", Quota::per_second(2, 2).unwrap()).unwrap();
+        let limits = Limits::single("t", "s", Quota::per_second(2).burst(2).unwrap()).unwrap();
         assert!(limiter.check(&limits, "a", 2).await.allowed());
         let denied = limiter.check(&limits, "a", 1).await;
         assert_eq!(denied.retry_after(), Some(Duration::from_millis(500)));

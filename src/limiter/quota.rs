@@ -33,13 +33,37 @@ impl Quota {
     /// The shortest refill period accepted.
     pub const MIN_PERIOD: Duration = Duration::from_millis(1);
 
+    /// `rate` tokens per second; name the burst next:
+    /// `Quota::per_second(10).burst(20)?`.
+    pub fn per_second(rate: u64) -> QuotaBuilder {
+        Quota::per_period(rate, Duration::from_secs(1))
+    }
+
+    /// `rate` tokens per minute; name the burst next.
+    pub fn per_minute(rate: u64) -> QuotaBuilder {
+        Quota::per_period(rate, Duration::from_secs(60))
+    }
+
+    /// `rate` tokens per hour; name the burst next.
+    pub fn per_hour(rate: u64) -> QuotaBuilder {
+        Quota::per_period(rate, Duration::from_secs(3600))
+    }
+
+    /// `rate` tokens per day; name the burst next (a daily allowance when the
+    /// burst equals the rate).
+    pub fn per_day(rate: u64) -> QuotaBuilder {
+        Quota::per_period(rate, Duration::from_secs(86_400))
+    }
+
+    /// `tokens` tokens every `period` (at least 1 ms), evenly spread over the
+    /// period; name the burst next.
+    pub fn per_period(tokens: u64, period: Duration) -> QuotaBuilder {
+        QuotaBuilder { tokens, period }
+    }
+
     /// A bucket of `capacity` tokens that regains `tokens` tokens every
-    /// `period` (at least 1 ms), evenly spread over the period.
-    ///
-    /// Fails when a number is zero, the period is under a millisecond, the
-    /// refill is faster than one token per microsecond, or a full refill would
-    /// take longer than [`Quota::MAX_REFILL_TIME`].
-    pub fn new(capacity: u64, tokens: u64, period: Duration) -> Result<Quota, ConfigError> {
+    /// `period`; see [`QuotaBuilder::burst`] for what is refused.
+    fn new(capacity: u64, tokens: u64, period: Duration) -> Result<Quota, ConfigError> {
         let capacity = NonZeroU64::new(capacity)
             .ok_or_else(|| ConfigError::invalid("capacity", "must be at least 1 token"))?;
         let tokens = NonZeroU64::new(tokens)
@@ -75,27 +99,6 @@ impl Quota {
             capacity,
             interval_us,
         })
-    }
-
-    /// `rate` tokens per second with a burst of `capacity`.
-    pub fn per_second(capacity: u64, rate: u64) -> Result<Quota, ConfigError> {
-        Quota::new(capacity, rate, Duration::from_secs(1))
-    }
-
-    /// `rate` tokens per minute with a burst of `capacity`.
-    pub fn per_minute(capacity: u64, rate: u64) -> Result<Quota, ConfigError> {
-        Quota::new(capacity, rate, Duration::from_secs(60))
-    }
-
-    /// `rate` tokens per hour with a burst of `capacity`.
-    pub fn per_hour(capacity: u64, rate: u64) -> Result<Quota, ConfigError> {
-        Quota::new(capacity, rate, Duration::from_secs(3600))
-    }
-
-    /// `rate` tokens per day with a burst of `capacity`: a daily allowance
-    /// when `capacity == rate`.
-    pub fn per_day(capacity: u64, rate: u64) -> Result<Quota, ConfigError> {
-        Quota::new(capacity, rate, Duration::from_secs(86_400))
     }
 
     /// The burst: how many tokens a full bucket holds.
@@ -140,6 +143,26 @@ impl Quota {
     }
 }
 
+/// A quota's refill rate, waiting for its burst: the two numbers of a quota
+/// are named at the call site, so they cannot be swapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "a rate is not a quota until its burst is named: .burst(n)"]
+pub struct QuotaBuilder {
+    tokens: u64,
+    period: Duration,
+}
+
+impl QuotaBuilder {
+    /// The burst: how many tokens a full bucket holds.
+    ///
+    /// Fails when a number is zero, the period is under a millisecond, the
+    /// refill is faster than one token per microsecond, or a full refill would
+    /// take longer than [`Quota::MAX_REFILL_TIME`].
+    pub fn burst(self, capacity: u64) -> Result<Quota, ConfigError> {
+        Quota::new(capacity, self.tokens, self.period)
+    }
+}
+
 impl fmt::Display for Quota {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -157,48 +180,55 @@ mod tests {
 
     #[test]
     fn the_interval_is_rounded_up_so_the_rate_never_exceeds_the_configuration() {
-        let q = Quota::per_second(3, 3).unwrap();
+        let q = Quota::per_second(3).burst(3).unwrap();
         assert_eq!(q.interval_micros(), 333_334);
         assert!(q.rate_per_second() <= 3.0);
-        let q = Quota::per_day(10_000, 10_000).unwrap();
+        let q = Quota::per_day(10_000).burst(10_000).unwrap();
         assert_eq!(q.interval(), Duration::from_micros(8_640_000));
         assert_eq!(q.refill_micros(), 86_400_000_000);
     }
 
     #[test]
     fn periods_down_to_a_millisecond_are_accepted() {
-        let q = Quota::new(5, 1, Duration::from_millis(1)).unwrap();
+        let q = Quota::per_period(1, Duration::from_millis(1))
+            .burst(5)
+            .unwrap();
         assert_eq!(q.interval_micros(), 1000);
-        let err = Quota::new(5, 1, Duration::from_micros(999)).unwrap_err();
+        let err = Quota::per_period(1, Duration::from_micros(999))
+            .burst(5)
+            .unwrap_err();
         assert!(err.to_string().contains("refill period"), "{err}");
     }
 
     #[test]
     fn bad_quotas_are_rejected_with_the_setting_named() {
         for (quota, setting) in [
-            (Quota::per_second(0, 1), "capacity"),
-            (Quota::per_second(1, 0), "refill tokens"),
-            (Quota::per_second(1, 2_000_000), "refill rate"),
-            (Quota::per_day(1_000_000, 1), "capacity"),
+            (Quota::per_second(1).burst(0), "capacity"),
+            (Quota::per_second(0).burst(1), "refill tokens"),
+            (Quota::per_second(2_000_000).burst(1), "refill rate"),
+            (Quota::per_day(1).burst(1_000_000), "capacity"),
         ] {
             let err = quota.unwrap_err();
             assert!(err.to_string().contains(setting), "{setting}: {err}");
         }
-        assert!(Quota::per_second(1, 1_000_000).is_ok(), "1 µs is the limit");
-        assert!(Quota::per_day(400, 1).is_ok(), "400 days refill");
+        assert!(
+            Quota::per_second(1_000_000).burst(1).is_ok(),
+            "1 µs is the limit"
+        );
+        assert!(Quota::per_day(1).burst(400).is_ok(), "400 days refill");
     }
 
     #[test]
     fn a_shared_quota_admits_no_more_than_the_whole() {
-        let whole = Quota::per_second(100, 50).unwrap();
+        let whole = Quota::per_second(50).burst(100).unwrap();
         let share = whole.shared_by(NonZeroU32::new(4).unwrap());
         assert_eq!(share.capacity(), 25);
         assert_eq!(share.interval_micros(), 4 * whole.interval_micros());
-        let tiny = Quota::per_second(2, 1).unwrap();
+        let tiny = Quota::per_second(1).burst(2).unwrap();
         let share = tiny.shared_by(NonZeroU32::new(8).unwrap());
         assert_eq!(share.capacity(), 1, "never an empty bucket");
         assert_eq!(share.interval_micros(), 8_000_000);
-        let huge = Quota::per_day(400, 1).unwrap();
+        let huge = Quota::per_day(1).burst(400).unwrap();
         let share = huge.shared_by(NonZeroU32::new(1000).unwrap());
         assert!(share.refill_micros() <= Quota::MAX_REFILL_TIME.as_micros() as u64);
     }

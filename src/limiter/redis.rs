@@ -6,13 +6,9 @@
 //! allow. It runs atomically, so callers on any number of processes and hosts
 //! share each bucket exactly, and it costs one round trip.
 //!
-//! It is sent as `EVALSHA`. Redis forgets scripts on `SCRIPT FLUSH`, on a
-//! restart and on a failover to a replica that never saw `SCRIPT LOAD`; it
-//! then answers `NOSCRIPT`, and the limiter sends the same call as `EVAL`
-//! with the script's text, which both answers and caches the script on the
-//! node that owns the keys. The caller never sees the `NOSCRIPT`. (redis-rs's
-//! `invoke_script` does not recover on every path, redis-rs#1394, so this
-//! module does it itself.)
+//! It is sent as `EVALSHA`; on `NOSCRIPT` (Redis forgot it) the same call
+//! goes again as `EVAL`, so the caller never sees the `NOSCRIPT` (see
+//! `redis_support`).
 //!
 //! Every call has a hard deadline; failures go to the [`FailurePolicy`]
 //! through a circuit breaker, and recent denials can be answered locally (see
@@ -21,23 +17,21 @@
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use redis::RedisError;
-
-use crate::error::{ConfigError, LimiterError};
-use crate::limiter::connection::{self, RedisConnection};
+use crate::breaker::{BreakerSettings, CircuitBreaker, CircuitState};
+use crate::error::ConfigError;
 use crate::limiter::decision::{DecidedBy, Decision, Outcome, Verdict};
 use crate::limiter::deny_cache::DenyCache;
+use crate::limiter::failure::FailurePolicy;
 use crate::limiter::limits::{Limits, check_no_braces};
 use crate::limiter::memory::MemoryLimiter;
-use crate::limiter::policy::{BreakerSettings, CircuitBreaker, CircuitState, FailurePolicy};
 use crate::limiter::{LimitFuture, RateLimiter, count_decision};
+use crate::redis_support::{RedisConnection, Script, ScriptError, run_script};
 
 /// The Lua source of the decision script. Its contract (`KEYS`, `ARGV`, the
 /// reply) is described at its top; [`RedisLimiter::script_sha1`] is its hash.
-pub const SCRIPT: &str = include_str!("gcra.lua");
+pub(crate) const SCRIPT_SOURCE: &str = include_str!("gcra.lua");
 
-static SCRIPT_HASH: LazyLock<String> =
-    LazyLock::new(|| redis::Script::new(SCRIPT).get_hash().to_owned());
+static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(SCRIPT_SOURCE));
 
 /// A rate limiter whose buckets live in Redis or Redis Cluster.
 ///
@@ -54,8 +48,8 @@ static SCRIPT_HASH: LazyLock<String> =
 ///     .build()?;
 ///
 /// let per_key = Limits::builder("api-key")
-///     .limit("second", Quota::per_second(20, 10)?)
-///     .limit("day", Quota::per_day(10_000, 10_000)?)
+///     .limit("second", Quota::per_second(10).burst(20)?)
+///     .limit("day", Quota::per_day(10_000).burst(10_000)?)
 ///     .build()?;
 ///
 /// let decision = limiter.check(&per_key, "key-123", 1).await;
@@ -84,7 +78,7 @@ struct Inner {
 impl RedisLimiter {
     /// The SHA1 that `EVALSHA` names the script by.
     pub fn script_sha1() -> &'static str {
-        &SCRIPT_HASH
+        SCRIPT.hash()
     }
 
     /// A builder with the defaults: prefix `dynagate:rl:`, a 5 ms deadline,
@@ -127,17 +121,16 @@ impl RedisLimiter {
 
     /// Loads the script into Redis (every master of a cluster) ahead of the
     /// first request. Optional: a missing script is loaded on demand.
-    pub async fn load_script(&self) -> Result<(), LimiterError> {
+    pub async fn load_script(&self) -> Result<(), ScriptError> {
         let mut connection = self.inner.connection.clone();
         let mut command = redis::cmd("SCRIPT");
-        command.arg("LOAD").arg(SCRIPT);
+        command.arg("LOAD").arg(SCRIPT.source());
         let load = command.query_async::<redis::Value>(&mut connection);
-        match tokio::time::timeout(self.inner.deadline.max(Duration::from_secs(1)), load).await {
+        let deadline = self.inner.deadline.max(Duration::from_secs(1));
+        match tokio::time::timeout(deadline, load).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(source)) => Err(LimiterError::Redis { source }),
-            Err(_) => Err(LimiterError::Timeout {
-                deadline: self.inner.deadline,
-            }),
+            Ok(Err(source)) => Err(ScriptError::Redis { source }),
+            Err(_) => Err(ScriptError::Timeout { deadline }),
         }
     }
 
@@ -148,7 +141,7 @@ impl RedisLimiter {
         limits: &Limits,
         subject: &str,
         cost: u64,
-    ) -> Result<Decision, LimiterError> {
+    ) -> Result<Decision, ScriptError> {
         let keys = limits.keys(&self.inner.prefix, subject);
         let mut args = Vec::with_capacity(1 + 2 * limits.len());
         args.push(cost);
@@ -156,28 +149,33 @@ impl RedisLimiter {
             args.push(limit.quota().interval_micros());
             args.push(limit.quota().capacity());
         }
-        let mut connection = self.inner.connection.clone();
-        let call = run_script(&mut connection, limits.namespace(), &keys, &args);
-        let reply = match tokio::time::timeout(self.inner.deadline, call).await {
-            Ok(Ok(reply)) => reply,
-            Ok(Err(source)) => {
-                count_error(limits, error_kind(&source));
-                return Err(LimiterError::Redis { source });
-            }
-            Err(_) => {
-                count_error(limits, "timeout");
-                return Err(LimiterError::Timeout {
-                    deadline: self.inner.deadline,
-                });
-            }
+        let namespace = limits.namespace();
+        let on_reload = || {
+            metrics::counter!(
+                "dynagate_limiter_script_reloads_total",
+                "namespace" => namespace.to_owned(),
+            )
+            .increment(1);
+            tracing::debug!(namespace, "NOSCRIPT: sending the rate-limit script again");
         };
-        match parse_reply(&reply, limits.len()) {
-            Some(verdict) => Ok(Decision::new(verdict, DecidedBy::Redis)),
-            None => {
-                count_error(limits, "reply");
-                Err(LimiterError::UnexpectedReply {
-                    reply: format!("{reply:?}"),
-                })
+        let call = run_script::<_, Vec<i64>>(
+            &self.inner.connection,
+            &SCRIPT,
+            &keys,
+            &args,
+            self.inner.deadline,
+            on_reload,
+        );
+        let outcome = call.await.and_then(|reply| {
+            parse_reply(&reply, limits.len()).ok_or_else(|| ScriptError::UnexpectedReply {
+                reply: format!("{reply:?}"),
+            })
+        });
+        match outcome {
+            Ok(verdict) => Ok(Decision::new(verdict, DecidedBy::Redis)),
+            Err(error) => {
+                count_error(limits, error.label());
+                Err(error)
             }
         }
     }
@@ -275,35 +273,6 @@ impl RateLimiter for RedisLimiter {
     }
 }
 
-/// The decision script through [`run_script`](crate::limiter::connection::run_script).
-async fn run_script(
-    connection: &mut RedisConnection,
-    namespace: &str,
-    keys: &[String],
-    args: &[u64],
-) -> Result<Vec<i64>, RedisError> {
-    let on_reload = || {
-        metrics::counter!(
-            "dynagate_limiter_script_reloads_total",
-            "namespace" => namespace.to_owned(),
-        )
-        .increment(1);
-        tracing::debug!(namespace, "NOSCRIPT: sending the rate-limit script again");
-    };
-    connection::run_script(connection, (SCRIPT, &SCRIPT_HASH), keys, args, on_reload).await
-}
-
-fn error_kind(error: &RedisError) -> &'static str {
-    if error.is_timeout() {
-        "timeout"
-    } else if error.is_io_error() || error.is_connection_dropped() || error.is_connection_refusal()
-    {
-        "connection"
-    } else {
-        "server"
-    }
-}
-
 fn count_error(limits: &Limits, kind: &'static str) {
     metrics::counter!(
         "dynagate_limiter_redis_errors_total",
@@ -394,7 +363,7 @@ impl RedisLimiterBuilder {
                 prefix: self.prefix,
                 deadline: self.deadline,
                 policy: self.policy,
-                breaker: CircuitBreaker::new(self.breaker),
+                breaker: CircuitBreaker::new("limiter", self.breaker),
                 deny_cache: (self.deny_cache > 0).then(|| DenyCache::new(self.deny_cache)),
                 fallback: MemoryLimiter::fallback(),
             }),
@@ -410,7 +379,7 @@ mod tests {
     fn the_script_hash_is_the_sha1_of_its_text() {
         assert_eq!(RedisLimiter::script_sha1().len(), 40);
         assert!(
-            SCRIPT.contains("redis.call('TIME')"),
+            SCRIPT_SOURCE.contains("redis.call('TIME')"),
             "server time, never ours"
         );
     }

@@ -17,8 +17,9 @@ use tokio::time::Instant;
 
 use super::{Consistency, Item, Key, Repository, RepositoryError};
 use crate::capacity::estimate;
+use crate::operation::Operation;
 use crate::repository::codec::item_size;
-use crate::retry::{ErrorKind, Operation, Throttle, ThrottleCode};
+use crate::retry::{ErrorKind, Throttle, ThrottleCode};
 
 /// DynamoDB's largest `BatchGetItem`.
 pub const MAX_BATCH_GET: usize = 100;

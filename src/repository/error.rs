@@ -4,8 +4,8 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::time::Duration;
 
-use crate::error::{GiveUp, RetryError};
 use crate::repository::key::Key;
+use crate::retry::{GiveUp, RetryError};
 
 /// What went wrong with a repository operation.
 ///

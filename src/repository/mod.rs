@@ -38,7 +38,7 @@ pub use self::transact::MAX_TRANSACTION_ITEMS;
 pub use self::write::Deleted;
 use crate::capacity::estimate;
 use crate::client::ResilientClient;
-use crate::retry::Operation;
+use crate::operation::Operation;
 
 /// The attribute holding the write token of the last write (default).
 pub const DEFAULT_TOKEN_ATTRIBUTE: &str = "_dg_write_token";

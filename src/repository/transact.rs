@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{CancellationCode, CancellationReason, Repository, RepositoryError, WriteToken};
-use crate::retry::Operation;
+use crate::operation::Operation;
 
 /// DynamoDB's largest transaction.
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
@@ -51,12 +51,15 @@ where
         }
         let result = self
             .client
-            .call(Operation::untabled("TransactWriteItems", true), |sdk| {
-                sdk.transact_write_items()
-                    .set_transact_items(Some(items.clone()))
-                    .client_request_token(token.as_str())
-                    .send()
-            })
+            .call(
+                Operation::untabled("TransactWriteItems").idempotent(),
+                |sdk| {
+                    sdk.transact_write_items()
+                        .set_transact_items(Some(items.clone()))
+                        .client_request_token(token.as_str())
+                        .send()
+                },
+            )
             .await;
         match result {
             Ok(_) => Ok(()),

@@ -14,8 +14,9 @@ use super::{
     stored_version,
 };
 use crate::capacity::estimate;
+use crate::operation::Operation;
 use crate::repository::codec::item_size;
-use crate::retry::{ErrorKind, Operation};
+use crate::retry::ErrorKind;
 
 /// The condition a put is made under.
 #[derive(Debug, Clone, Copy)]

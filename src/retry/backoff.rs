@@ -11,7 +11,7 @@ use std::time::Duration;
 use rand::{Rng, RngExt};
 
 use crate::error::ConfigError;
-use crate::retry::classify::ErrorKind;
+use crate::retry::ErrorKind;
 
 /// How a delay is drawn from the exponential envelope `min(cap, base * 2^n)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -44,10 +44,10 @@ impl Default for Backoff {
     /// Full jitter, 250 ms base for throttling, 25 ms for other retryable
     /// failures, at most 5 s per sleep (the operation's deadline bounds the total).
     ///
-    /// The throttle base was chosen on `benches/throttled_writes.rs`: 100 ms
-    /// took 5.1 attempts per completed write, 250 ms 4.2 and 500 ms 3.5, with
-    /// the same completions; 250 ms keeps the first retry short for
-    /// interactive callers (125 ms on average).
+    /// The throttle base was chosen with `benches/throttled_writes.rs`
+    /// (shorter bases cost more attempts per completed write, longer ones
+    /// delay interactive callers); 250 ms keeps the first retry short
+    /// (125 ms on average).
     fn default() -> Self {
         Backoff {
             jitter: Jitter::Full,
@@ -59,35 +59,10 @@ impl Default for Backoff {
 }
 
 impl Backoff {
-    /// A backoff with the given jitter and delays.
-    ///
-    /// Both bases must be above zero and no longer than `cap`.
-    pub fn new(
-        jitter: Jitter,
-        throttle_base: Duration,
-        transient_base: Duration,
-        cap: Duration,
-    ) -> Result<Backoff, ConfigError> {
-        for (name, base) in [
-            ("throttle_base", throttle_base),
-            ("transient_base", transient_base),
-        ] {
-            if base.is_zero() {
-                return Err(ConfigError::invalid(name, "must be above zero"));
-            }
-            if base > cap {
-                return Err(ConfigError::invalid(
-                    name,
-                    format!("{base:?} is longer than the cap {cap:?}"),
-                ));
-            }
-        }
-        Ok(Backoff {
-            jitter,
-            throttle_base,
-            transient_base,
-            cap,
-        })
+    /// A builder starting from [`Backoff::default`]; each delay is named:
+    /// `Backoff::builder().throttle_base(..).transient_base(..).cap(..).build()?`.
+    pub fn builder() -> BackoffBuilder {
+        BackoffBuilder(Backoff::default())
     }
 
     /// The jitter mode.
@@ -136,6 +111,62 @@ impl Backoff {
     }
 }
 
+/// Builds a [`Backoff`]; both bases must be above zero and no longer than
+/// the cap.
+#[derive(Debug, Clone)]
+pub struct BackoffBuilder(Backoff);
+
+impl BackoffBuilder {
+    /// How delays are drawn (default [`Jitter::Full`]).
+    pub fn jitter(mut self, jitter: Jitter) -> Self {
+        self.0.jitter = jitter;
+        self
+    }
+
+    /// The base delay after throttling (default 250 ms).
+    pub fn throttle_base(mut self, base: Duration) -> Self {
+        self.0.throttle_base = base;
+        self
+    }
+
+    /// The base delay after other retryable failures (default 25 ms).
+    pub fn transient_base(mut self, base: Duration) -> Self {
+        self.0.transient_base = base;
+        self
+    }
+
+    /// The longest single delay (default 5 s).
+    pub fn cap(mut self, cap: Duration) -> Self {
+        self.0.cap = cap;
+        self
+    }
+
+    /// Checks the delays and builds the backoff.
+    pub fn build(self) -> Result<Backoff, ConfigError> {
+        let Backoff {
+            throttle_base,
+            transient_base,
+            cap,
+            ..
+        } = self.0;
+        for (name, base) in [
+            ("throttle_base", throttle_base),
+            ("transient_base", transient_base),
+        ] {
+            if base.is_zero() {
+                return Err(ConfigError::invalid(name, "must be above zero"));
+            }
+            if base > cap {
+                return Err(ConfigError::invalid(
+                    name,
+                    format!("{base:?} is longer than the cap {cap:?}"),
+                ));
+            }
+        }
+        Ok(self.0)
+    }
+}
+
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
@@ -149,7 +180,13 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
 
     fn backoff(jitter: Jitter) -> Backoff {
-        Backoff::new(jitter, 100 * MS, 25 * MS, 2000 * MS).unwrap()
+        Backoff::builder()
+            .jitter(jitter)
+            .throttle_base(100 * MS)
+            .transient_base(25 * MS)
+            .cap(2000 * MS)
+            .build()
+            .unwrap()
     }
 
     fn samples(b: &Backoff, retry: u32, n: usize) -> Vec<Duration> {
@@ -222,7 +259,7 @@ mod tests {
 
     #[test]
     fn throttles_back_off_from_a_longer_base_than_transient_failures() {
-        use crate::retry::classify::{Ambiguity, Throttle, ThrottleCode};
+        use crate::retry::{Ambiguity, Throttle, ThrottleCode};
         let b = Backoff::default();
         let throttle = ErrorKind::Throttling(Throttle::new(
             ThrottleCode::ProvisionedThroughputExceeded,
@@ -233,9 +270,28 @@ mod tests {
 
     #[test]
     fn invalid_delays_are_rejected_at_construction() {
-        assert!(Backoff::new(Jitter::Full, Duration::ZERO, MS, MS).is_err());
-        assert!(Backoff::new(Jitter::Full, 10 * MS, 20 * MS, 15 * MS).is_err());
-        let err = Backoff::new(Jitter::Full, MS, 2 * MS, MS).unwrap_err();
+        assert!(
+            Backoff::builder()
+                .throttle_base(Duration::ZERO)
+                .transient_base(MS)
+                .cap(MS)
+                .build()
+                .is_err()
+        );
+        assert!(
+            Backoff::builder()
+                .throttle_base(10 * MS)
+                .transient_base(20 * MS)
+                .cap(15 * MS)
+                .build()
+                .is_err()
+        );
+        let err = Backoff::builder()
+            .throttle_base(MS)
+            .transient_base(2 * MS)
+            .cap(MS)
+            .build()
+            .unwrap_err();
         assert!(err.to_string().contains("transient_base"), "{err}");
     }
 }

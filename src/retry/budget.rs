@@ -14,11 +14,11 @@
 //! decided before any work and consumes no capacity, and under overload the
 //! throttles per success grow with the number of waiting callers, not with any
 //! fault. Charging them drains the budget exactly when patient retrying works:
-//! in `benches/throttled_writes.rs` (400 writes at twice a table's capacity),
-//! charging 1 token per throttle gave up 174 writes on an empty budget, while
-//! free throttles completed 399 of 400 inside the same 10 s deadlines. Throttle
-//! retries stay bounded by the backoff, the maximum attempts and the deadline;
-//! set [`RetryCosts::throttling`] above zero to budget them as well.
+//! with `benches/throttled_writes.rs` (writes at twice a table's capacity),
+//! charging throttles gave up many writes on an empty budget that free
+//! throttles completed inside the same deadlines. Throttle retries stay
+//! bounded by the backoff, the maximum attempts and the deadline; set
+//! [`RetryCosts::throttling`] above zero to budget them as well.
 //!
 //! Unlike the AWS SDKs' retry quota, which refills only on success, the bucket
 //! also refills with time. A batch worker whose every call is throttled for a
@@ -31,7 +31,7 @@ use std::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::error::ConfigError;
-use crate::retry::classify::ErrorKind;
+use crate::retry::ErrorKind;
 
 /// Tokens withdrawn per retry, by kind of failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,39 +86,20 @@ impl Default for RetryBudget {
     /// per success, 10 tokens per second (two server-error retries a second
     /// once empty); throttles free.
     fn default() -> Self {
-        RetryBudget::new(500, RetryCosts::default(), 1, 10).expect("valid defaults")
+        RetryBudget::builder().build().expect("valid defaults")
     }
 }
 
 impl RetryBudget {
-    /// A full budget of `capacity` tokens that regains `per_success` tokens for
-    /// each successful call and `per_second` tokens each second.
-    ///
-    /// `capacity` must be at least the largest retry cost, so that a full
-    /// budget allows at least one retry of every kind.
-    pub fn new(
-        capacity: u32,
-        costs: RetryCosts,
-        per_success: u32,
-        per_second: u32,
-    ) -> Result<RetryBudget, ConfigError> {
-        let largest = costs.throttling.max(costs.transient).max(costs.ambiguous);
-        if capacity < largest {
-            return Err(ConfigError::invalid(
-                "capacity",
-                format!("{capacity} tokens cannot pay for one retry costing {largest}"),
-            ));
+    /// A builder starting from [`RetryBudget::default`]'s settings, each
+    /// named: `RetryBudget::builder().capacity(500).per_success(1).per_second(10).build()?`.
+    pub fn builder() -> RetryBudgetBuilder {
+        RetryBudgetBuilder {
+            capacity: 500,
+            costs: RetryCosts::default(),
+            per_success: 1,
+            per_second: 10,
         }
-        Ok(RetryBudget {
-            capacity: f64::from(capacity),
-            costs,
-            per_success: f64::from(per_success),
-            per_second: f64::from(per_second),
-            state: Mutex::new(State {
-                tokens: f64::from(capacity),
-                refilled_at: Instant::now(),
-            }),
-        })
     }
 
     /// A budget that never runs out: every retry is allowed (up to the policy's
@@ -174,10 +155,73 @@ impl RetryBudget {
     }
 }
 
+/// Builds a [`RetryBudget`].
+#[derive(Debug, Clone)]
+pub struct RetryBudgetBuilder {
+    capacity: u32,
+    costs: RetryCosts,
+    per_success: u32,
+    per_second: u32,
+}
+
+impl RetryBudgetBuilder {
+    /// Tokens of a full budget (default 500). Must be at least the largest
+    /// retry cost, so that a full budget allows one retry of every kind.
+    pub fn capacity(mut self, tokens: u32) -> Self {
+        self.capacity = tokens;
+        self
+    }
+
+    /// Tokens each kind of retry costs (default [`RetryCosts::default`]).
+    pub fn costs(mut self, costs: RetryCosts) -> Self {
+        self.costs = costs;
+        self
+    }
+
+    /// Tokens regained per successful call (default 1).
+    pub fn per_success(mut self, tokens: u32) -> Self {
+        self.per_success = tokens;
+        self
+    }
+
+    /// Tokens regained per second (default 10).
+    pub fn per_second(mut self, tokens: u32) -> Self {
+        self.per_second = tokens;
+        self
+    }
+
+    /// Checks the settings and builds a full budget.
+    pub fn build(self) -> Result<RetryBudget, ConfigError> {
+        let RetryBudgetBuilder {
+            capacity,
+            costs,
+            per_success,
+            per_second,
+        } = self;
+        let largest = costs.throttling.max(costs.transient).max(costs.ambiguous);
+        if capacity < largest {
+            return Err(ConfigError::invalid(
+                "capacity",
+                format!("{capacity} tokens cannot pay for one retry costing {largest}"),
+            ));
+        }
+        Ok(RetryBudget {
+            capacity: f64::from(capacity),
+            costs,
+            per_success: f64::from(per_success),
+            per_second: f64::from(per_second),
+            state: Mutex::new(State {
+                tokens: f64::from(capacity),
+                refilled_at: Instant::now(),
+            }),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::retry::classify::{Ambiguity, Throttle, ThrottleCode, Transient};
+    use crate::retry::{Ambiguity, Throttle, ThrottleCode, Transient};
     use std::time::Duration;
 
     /// Throttles at 5 tokens, so the arithmetic below is easy to follow.
@@ -194,7 +238,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_sustained_outage_empties_the_budget_and_stops_retries() {
-        let budget = RetryBudget::new(50, costs(), 1, 0).unwrap();
+        let budget = RetryBudget::builder()
+            .capacity(50)
+            .costs(costs())
+            .per_success(1)
+            .per_second(0)
+            .build()
+            .unwrap();
         let mut allowed = 0;
         while budget.try_withdraw(&throttle()) {
             allowed += 1;
@@ -209,7 +259,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn timeouts_cost_more_than_throttles() {
-        let budget = RetryBudget::new(20, costs(), 1, 0).unwrap();
+        let budget = RetryBudget::builder()
+            .capacity(20)
+            .costs(costs())
+            .per_success(1)
+            .per_second(0)
+            .build()
+            .unwrap();
         assert!(budget.try_withdraw(&ErrorKind::Ambiguous(Ambiguity::Timeout)));
         assert_eq!(budget.level(), 10.0);
         assert!(budget.try_withdraw(&ErrorKind::Transient(Transient::ConnectFailed)));
@@ -220,7 +276,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn successes_refill_up_to_capacity() {
-        let budget = RetryBudget::new(10, costs(), 2, 0).unwrap();
+        let budget = RetryBudget::builder()
+            .capacity(10)
+            .costs(costs())
+            .per_success(2)
+            .per_second(0)
+            .build()
+            .unwrap();
         assert!(budget.try_withdraw(&throttle()));
         assert!(budget.try_withdraw(&throttle()));
         assert_eq!(budget.level(), 0.0);
@@ -235,7 +297,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn time_refills_an_empty_budget_so_no_worker_starves_forever() {
-        let budget = RetryBudget::new(10, costs(), 1, 2).unwrap();
+        let budget = RetryBudget::builder()
+            .capacity(10)
+            .costs(costs())
+            .per_success(1)
+            .per_second(2)
+            .build()
+            .unwrap();
         assert!(budget.try_withdraw(&throttle()));
         assert!(budget.try_withdraw(&throttle()));
         assert!(!budget.try_withdraw(&throttle()));
@@ -251,7 +319,13 @@ mod tests {
 
     #[test]
     fn a_budget_too_small_for_one_retry_is_rejected() {
-        let err = RetryBudget::new(9, costs(), 1, 1).unwrap_err();
+        let err = RetryBudget::builder()
+            .capacity(9)
+            .costs(costs())
+            .per_success(1)
+            .per_second(1)
+            .build()
+            .unwrap_err();
         assert!(err.to_string().contains("capacity"), "{err}");
     }
 
@@ -265,7 +339,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn by_default_throttles_are_free_and_server_errors_are_not() {
-        let budget = RetryBudget::new(20, RetryCosts::default(), 1, 0).unwrap();
+        let budget = RetryBudget::builder()
+            .capacity(20)
+            .per_success(1)
+            .per_second(0)
+            .build()
+            .unwrap();
         for _ in 0..10_000 {
             assert!(budget.try_withdraw(&throttle()));
         }

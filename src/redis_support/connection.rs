@@ -1,15 +1,13 @@
-//! The connection the Redis limiter talks through: one Redis or a cluster.
+//! The connection the limiter and the capacity gate talk through: one Redis
+//! or a cluster.
 
 use std::fmt;
 
 use redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
-use redis::{
-    Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, RedisFuture, ServerErrorKind,
-    ToRedisArgs, Value,
-};
+use redis::{Cmd, Pipeline, RedisFuture, Value};
 
-/// A Redis connection the limiter can clone freely: every variant multiplexes
+/// A Redis connection the limiter and the capacity gate clone freely: every variant multiplexes
 /// concurrent requests over shared sockets.
 ///
 /// Build one with `From`: a [`ConnectionManager`] (reconnects by itself after
@@ -93,33 +91,4 @@ impl ConnectionLike for RedisConnection {
             RedisConnection::Multiplexed(c) => c.get_db(),
         }
     }
-}
-
-/// Runs a Lua script as `EVALSHA`, and on `NOSCRIPT` (Redis forgot it: a
-/// `SCRIPT FLUSH`, a restart, a failover to a replica that never saw it) as
-/// `EVAL` with its text, which both answers and caches it on the node that
-/// owns the keys; `on_reload` is told. (redis-rs's `invoke_script` does not
-/// recover on every path, redis-rs#1394.)
-pub(crate) async fn run_script<A: ToRedisArgs, R: FromRedisValue>(
-    connection: &mut RedisConnection,
-    (source, hash): (&str, &str),
-    keys: &[String],
-    args: &[A],
-    on_reload: impl FnOnce(),
-) -> Result<R, RedisError> {
-    let mut evalsha = redis::cmd("EVALSHA");
-    evalsha.arg(hash).arg(keys.len()).arg(keys).arg(args);
-    match evalsha.query_async(connection).await {
-        Err(error) if is_noscript(&error) => {
-            on_reload();
-            let mut eval = redis::cmd("EVAL");
-            eval.arg(source).arg(keys.len()).arg(keys).arg(args);
-            eval.query_async(connection).await
-        }
-        other => other,
-    }
-}
-
-fn is_noscript(error: &RedisError) -> bool {
-    error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) || error.code() == Some("NOSCRIPT")
 }

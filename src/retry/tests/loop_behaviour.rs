@@ -1,73 +1,6 @@
-//! The retry loop with paused time and a seeded random number generator.
-
-// The SDK's error type is large; the scripts below hold many of them.
-#![allow(clippy::result_large_err)]
+//! The loop against scripted attempt outcomes, on a paused clock.
 
 use super::*;
-use aws_sdk_dynamodb::error::ErrorMetadata;
-use aws_sdk_dynamodb::operation::get_item::GetItemError;
-use aws_smithy_runtime_api::client::result::ConnectorError;
-use aws_smithy_runtime_api::http::StatusCode;
-use aws_smithy_types::body::SdkBody;
-use std::cell::Cell;
-use std::collections::VecDeque;
-
-type Error = SdkError<GetItemError, HttpResponse>;
-
-fn service(code: &str, status: u16, body: &str) -> Error {
-    let meta = ErrorMetadata::builder().code(code).message("test").build();
-    SdkError::service_error(
-        GetItemError::generic(meta),
-        HttpResponse::new(
-            StatusCode::try_from(status).expect("status"),
-            SdkBody::from(body.to_owned()),
-        ),
-    )
-}
-
-fn throttled() -> Error {
-    service(
-        "ProvisionedThroughputExceededException",
-        400,
-        r#"{"ThrottlingReasons":[{"reason":"TableWriteProvisionedThroughputExceeded"}]}"#,
-    )
-}
-
-fn internal() -> Error {
-    service("InternalServerError", 500, "{}")
-}
-
-fn timed_out() -> Error {
-    SdkError::timeout_error("attempt timeout")
-}
-
-fn policy() -> RetryPolicyBuilder {
-    RetryPolicy::builder()
-        .seed(42)
-        .budget(Arc::new(RetryBudget::unlimited()))
-}
-
-/// Runs `policy` over a script of attempt outcomes (then successes), counting calls.
-async fn run_script(
-    policy: &RetryPolicy,
-    operation: &Operation,
-    script: Vec<Result<&'static str, Error>>,
-) -> (Result<&'static str, RetryError<GetItemError>>, u32) {
-    let script = std::cell::RefCell::new(VecDeque::from(script));
-    let calls = Cell::new(0);
-    let result = policy
-        .run(operation, || {
-            calls.set(calls.get() + 1);
-            let next = script.borrow_mut().pop_front().unwrap_or(Ok("done"));
-            async move { next }
-        })
-        .await;
-    (result, calls.get())
-}
-
-fn get() -> Operation {
-    Operation::read("GetItem", "users")
-}
 
 #[tokio::test(start_paused = true)]
 async fn throttles_are_retried_with_backoff_until_success() {
@@ -173,7 +106,14 @@ async fn max_attempts_bounds_the_calls() {
 #[tokio::test(start_paused = true)]
 async fn an_empty_budget_stops_a_retry_storm_across_callers() {
     // 50 tokens at 5 per retry: 10 retries for the whole client, no refill.
-    let budget = Arc::new(RetryBudget::new(50, RetryCosts::default(), 1, 0).unwrap());
+    let budget = Arc::new(
+        RetryBudget::builder()
+            .capacity(50)
+            .per_success(1)
+            .per_second(0)
+            .build()
+            .unwrap(),
+    );
     let policy = policy()
         .budget(budget)
         .max_attempts(100)
@@ -262,13 +202,13 @@ async fn no_attempt_starts_when_the_remaining_time_cannot_fit_one() {
 async fn a_deadline_reached_while_backing_off_still_reports_the_last_failure() {
     // While A backs off, B's slow success raises the expected attempt time, so
     // A wakes to a deadline that no longer fits an attempt.
-    let backoff = Backoff::new(
-        Jitter::Equal,
-        Duration::from_millis(1200),
-        Duration::from_millis(1200),
-        Duration::from_millis(1200),
-    )
-    .unwrap();
+    let backoff = Backoff::builder()
+        .jitter(Jitter::Equal)
+        .throttle_base(Duration::from_millis(1200))
+        .transient_base(Duration::from_millis(1200))
+        .cap(Duration::from_millis(1200))
+        .build()
+        .unwrap();
     let policy = policy().backoff(backoff).build().unwrap();
     let a_operation = get().deadline_at(Instant::now() + Duration::from_millis(1205));
     let b_operation = get();
@@ -293,13 +233,13 @@ async fn a_deadline_reached_while_backing_off_still_reports_the_last_failure() {
 #[tokio::test(start_paused = true)]
 async fn a_retry_is_not_made_when_its_delay_would_end_past_the_deadline() {
     // Equal jitter with a 1 s base sleeps at least 500 ms: cannot fit in 300 ms.
-    let backoff = Backoff::new(
-        Jitter::Equal,
-        Duration::from_secs(1),
-        Duration::from_secs(1),
-        Duration::from_secs(5),
-    )
-    .unwrap();
+    let backoff = Backoff::builder()
+        .jitter(Jitter::Equal)
+        .throttle_base(Duration::from_secs(1))
+        .transient_base(Duration::from_secs(1))
+        .cap(Duration::from_secs(5))
+        .build()
+        .unwrap();
     let policy = policy()
         .backoff(backoff)
         .deadline(Duration::from_millis(300))
@@ -357,148 +297,4 @@ fn invalid_policies_are_rejected() {
         .build()
         .unwrap_err();
     assert!(err.to_string().contains("min_attempt_time"), "{err}");
-}
-
-/// A recorder that keeps counter totals and last gauge values by name and labels.
-#[derive(Default)]
-struct Recorded(Mutex<std::collections::BTreeMap<String, f64>>);
-
-struct Cell2(Arc<Recorded>, String);
-
-impl metrics::CounterFn for Cell2 {
-    fn increment(&self, value: u64) {
-        *self.0.0.lock().unwrap().entry(self.1.clone()).or_default() += value as f64;
-    }
-    fn absolute(&self, value: u64) {
-        self.0
-            .0
-            .lock()
-            .unwrap()
-            .insert(self.1.clone(), value as f64);
-    }
-}
-
-impl metrics::GaugeFn for Cell2 {
-    fn increment(&self, value: f64) {
-        *self.0.0.lock().unwrap().entry(self.1.clone()).or_default() += value;
-    }
-    fn decrement(&self, value: f64) {
-        *self.0.0.lock().unwrap().entry(self.1.clone()).or_default() -= value;
-    }
-    fn set(&self, value: f64) {
-        self.0.0.lock().unwrap().insert(self.1.clone(), value);
-    }
-}
-
-struct TestRecorder(Arc<Recorded>);
-
-impl TestRecorder {
-    fn cell(&self, key: &metrics::Key) -> Arc<Cell2> {
-        let mut labels: Vec<String> = key
-            .labels()
-            .map(|l| format!("{}={}", l.key(), l.value()))
-            .collect();
-        labels.sort();
-        Arc::new(Cell2(
-            Arc::clone(&self.0),
-            format!("{}{{{}}}", key.name(), labels.join(",")),
-        ))
-    }
-}
-
-impl metrics::Recorder for TestRecorder {
-    fn describe_counter(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn describe_gauge(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn describe_histogram(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
-        metrics::Counter::from_arc(self.cell(key))
-    }
-    fn register_gauge(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
-        metrics::Gauge::from_arc(self.cell(key))
-    }
-    fn register_histogram(
-        &self,
-        _: &metrics::Key,
-        _: &metrics::Metadata<'_>,
-    ) -> metrics::Histogram {
-        metrics::Histogram::noop()
-    }
-}
-
-#[tokio::test(start_paused = true)]
-async fn attempts_retries_by_reason_give_ups_and_budget_level_are_recorded() {
-    let recorded = Arc::new(Recorded::default());
-    let recorder = TestRecorder(Arc::clone(&recorded));
-    let _guard = metrics::set_default_local_recorder(&recorder);
-
-    let budget = Arc::new(RetryBudget::new(100, RetryCosts::default(), 1, 0).unwrap());
-    let policy = policy().budget(budget).max_attempts(3).build().unwrap();
-    let hot_key = service(
-        "ProvisionedThroughputExceededException",
-        400,
-        r#"{"ThrottlingReasons":[{"reason":"TableWriteKeyRangeThroughputExceeded"}]}"#,
-    );
-    let (result, _) = run_script(&policy, &get(), vec![Err(hot_key), Err(internal())]).await;
-    assert_eq!(result.unwrap(), "done");
-    let (result, _) = run_script(&policy, &get(), (0..3).map(|_| Err(throttled())).collect()).await;
-    assert_eq!(result.unwrap_err().reason(), GiveUp::MaxAttempts);
-
-    let m = recorded.0.lock().unwrap().clone();
-    let get = |k: &str| {
-        m.get(k)
-            .copied()
-            .unwrap_or_else(|| panic!("{k} missing from {m:#?}"))
-    };
-    assert_eq!(
-        get("dynagate_dynamodb_attempts_total{operation=GetItem,outcome=success}"),
-        1.0
-    );
-    assert_eq!(
-        get("dynagate_dynamodb_attempts_total{operation=GetItem,outcome=throttling}"),
-        4.0
-    );
-    assert_eq!(
-        get("dynagate_dynamodb_attempts_total{operation=GetItem,outcome=transient}"),
-        1.0
-    );
-    assert_eq!(
-        get(
-            "dynagate_dynamodb_retries_total{kind=throttling,operation=GetItem,reason=TableWriteKeyRangeThroughputExceeded}"
-        ),
-        1.0
-    );
-    assert_eq!(
-        get(
-            "dynagate_dynamodb_retries_total{kind=throttling,operation=GetItem,reason=TableWriteProvisionedThroughputExceeded}"
-        ),
-        2.0
-    );
-    assert_eq!(
-        get("dynagate_dynamodb_retries_total{kind=transient,operation=GetItem,reason=transient}"),
-        1.0
-    );
-    assert_eq!(
-        get("dynagate_dynamodb_give_ups_total{operation=GetItem,reason=max_attempts}"),
-        1.0
-    );
-    // 100 - 3 throttle retries * 0 - 1 server-error retry * 5 + 1 success = 96.
-    assert_eq!(get("dynagate_retry_budget_tokens{}"), 96.0);
 }

@@ -1,21 +1,23 @@
-//! What the Redis limiter answers when Redis cannot, and the circuit breaker
-//! that stops a dead Redis from costing a deadline on every request.
+//! A named circuit breaker: stops a dead Redis from costing a deadline on
+//! every call. The rate limiter and the capacity gate each have one, and its
+//! name (`limiter`, `capacity`) labels its log lines and its gauge
+//! `dynagate_circuit_open{breaker}`, so an outage of one Redis is never
+//! reported as the other's.
 //!
-//! Every Redis call has a hard deadline (a few milliseconds by default). A
-//! failed or late call is answered by the [`FailurePolicy`]. After
+//! Every Redis call has a hard deadline. After
 //! [`BreakerSettings::failures`] failures in a row, the first of them at least
-//! [`BreakerSettings::failing_for`] ago, the circuit opens: for
-//! [`BreakerSettings::open_for`] no request waits for Redis, the policy
-//! answers at once. Then one request probes Redis (half-open); its success
-//! closes the circuit, its failure opens it again. A probe whose caller gives
-//! up (the future is dropped) counts as a failure, so the circuit never stays
-//! half-open with no probe in flight.
+//! [`BreakerSettings::failing_span`] ago, the circuit opens: for
+//! [`BreakerSettings::open_for`] nobody waits for Redis, the caller's
+//! fallback answers at once. Then one call probes Redis (half-open); its
+//! success closes the circuit, its failure opens it again. A probe whose
+//! caller gives up (the future is dropped) counts as a failure, so the
+//! circuit never stays half-open with no probe in flight.
 //!
 //! The time span matters because calls are concurrent: one stall of a few
 //! milliseconds (a busy Redis, a descheduled process) fails every call in
 //! flight at once, which is many failures in a row but no outage. Without the
-//! span, the first such stall under load opened the circuit for a full second
-//! in `benches/limiter.rs`.
+//! span, the first such stall under load opened the circuit in
+//! `benches/limiter.rs`.
 
 use std::num::NonZeroU32;
 use std::sync::Mutex;
@@ -24,45 +26,6 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::error::ConfigError;
-
-/// How the Redis limiter answers when Redis fails, is late, or the circuit
-/// is open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum FailurePolicy {
-    /// Admit: availability over protection. Right for limits that only
-    /// smooth traffic, wrong for abuse limits (a dead Redis opens the gate).
-    FailOpen,
-    /// Deny, with the breaker's open time as retry-after: protection over
-    /// availability (login attempts, expensive endpoints).
-    FailClosed,
-    /// Decide with the in-memory limiter, each quota divided by the number of
-    /// instances that share it, so the fleet as a whole stays within the
-    /// quota without coordinating (each instance holds its own share, so an
-    /// unevenly balanced caller gets less than the whole).
-    Fallback {
-        /// How many instances enforce the quota together.
-        instances: NonZeroU32,
-    },
-}
-
-impl FailurePolicy {
-    /// [`FailurePolicy::Fallback`] for `instances` instances (at least 1).
-    pub fn fallback(instances: u32) -> Result<FailurePolicy, ConfigError> {
-        let instances = NonZeroU32::new(instances)
-            .ok_or_else(|| ConfigError::invalid("instances", "must be at least 1"))?;
-        Ok(FailurePolicy::Fallback { instances })
-    }
-
-    /// A short stable label for logs and metrics.
-    pub fn label(&self) -> &'static str {
-        match self {
-            FailurePolicy::FailOpen => "fail_open",
-            FailurePolicy::FailClosed => "fail_closed",
-            FailurePolicy::Fallback { .. } => "fallback",
-        }
-    }
-}
 
 /// When the circuit opens and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +106,8 @@ pub enum CircuitState {
 
 #[derive(Debug)]
 pub(crate) struct CircuitBreaker {
+    /// Labels logs and metrics: `limiter` or `capacity`.
+    name: &'static str,
     settings: BreakerSettings,
     state: Mutex<State>,
 }
@@ -170,14 +135,20 @@ pub(crate) struct Attempt<'a> {
 }
 
 impl CircuitBreaker {
-    pub(crate) fn new(settings: BreakerSettings) -> CircuitBreaker {
+    pub(crate) fn new(name: &'static str, settings: BreakerSettings) -> CircuitBreaker {
         CircuitBreaker {
+            name,
             settings,
             state: Mutex::new(State::Closed {
                 failures: 0,
                 since: None,
             }),
         }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
     }
 
     pub(crate) fn settings(&self) -> BreakerSettings {
@@ -221,8 +192,9 @@ impl CircuitBreaker {
         let mut state = self.lock();
         let open_until = || {
             tracing::warn!(
+                breaker = self.name,
                 open_for_ms = self.settings.open_for.as_millis() as u64,
-                "Redis keeps failing: rate-limit circuit open"
+                "Redis keeps failing: circuit open"
             );
             State::Open {
                 until: Instant::now() + self.settings.open_for,
@@ -249,7 +221,7 @@ impl CircuitBreaker {
                 }
             }
             State::Probing if probe && success => {
-                tracing::info!("Redis answers again: rate-limit circuit closed");
+                tracing::info!(breaker = self.name, "Redis answers again: circuit closed");
                 closed
             }
             State::Probing if probe => open_until(),
@@ -258,7 +230,11 @@ impl CircuitBreaker {
         };
         let open = !matches!(next, State::Closed { .. });
         *state = next;
-        metrics::gauge!("dynagate_limiter_circuit_open").set(if open { 1.0 } else { 0.0 });
+        metrics::gauge!("dynagate_circuit_open", "breaker" => self.name).set(if open {
+            1.0
+        } else {
+            0.0
+        });
     }
 }
 
@@ -292,12 +268,15 @@ mod tests {
 
     fn breaker() -> CircuitBreaker {
         let settings = BreakerSettings::new(2, Duration::from_secs(1)).unwrap();
-        CircuitBreaker::new(settings.failing_for(Duration::ZERO))
+        CircuitBreaker::new("test", settings.failing_for(Duration::ZERO))
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_burst_of_simultaneous_failures_is_not_an_outage() {
-        let b = CircuitBreaker::new(BreakerSettings::new(3, Duration::from_secs(1)).unwrap());
+        let b = CircuitBreaker::new(
+            "test",
+            BreakerSettings::new(3, Duration::from_secs(1)).unwrap(),
+        );
         for _ in 0..32 {
             b.attempt().unwrap().failed();
         }
@@ -360,7 +339,54 @@ mod tests {
     fn settings_are_validated() {
         assert!(BreakerSettings::new(0, Duration::from_secs(1)).is_err());
         assert!(BreakerSettings::new(1, Duration::ZERO).is_err());
-        assert!(FailurePolicy::fallback(0).is_err());
-        assert_eq!(FailurePolicy::fallback(3).unwrap().label(), "fallback");
+    }
+
+    /// The defect this name fixes: the capacity gate's breaker logged
+    /// "rate-limit circuit open" and set the limiter's unlabelled gauge, so a
+    /// dead capacity Redis looked like the limiter failing.
+    #[test]
+    fn an_open_circuit_is_logged_and_measured_under_its_own_name() {
+        use std::io::Write;
+        use std::sync::Arc;
+
+        #[derive(Clone, Default)]
+        struct Captured(Arc<Mutex<Vec<u8>>>);
+        impl Write for Captured {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let settings = BreakerSettings::new(1, Duration::from_secs(1))
+            .unwrap()
+            .failing_for(Duration::ZERO);
+        let capacity = CircuitBreaker::new("capacity", settings);
+        assert_eq!(capacity.name(), "capacity");
+        tracing::subscriber::with_default(subscriber, || {
+            metrics::with_local_recorder(&recorder, || capacity.attempt().unwrap().failed())
+        });
+
+        let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        assert!(logs.contains("circuit open"), "{logs}");
+        assert!(logs.contains("breaker=\"capacity\""), "{logs}");
+        assert!(!logs.contains("rate-limit"), "{logs}");
+        let rendered = handle.render();
+        assert!(
+            rendered.contains("dynagate_circuit_open{breaker=\"capacity\"} 1"),
+            "{rendered}"
+        );
+        assert!(!rendered.contains("limiter"), "{rendered}");
     }
 }

@@ -1,0 +1,173 @@
+//! Builds a [`CapacityGate`]: tables, burst, queue, adaptation, Redis.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::breaker::{BreakerSettings, CircuitBreaker};
+use crate::capacity::bucket::{Bucket, units_of};
+use crate::capacity::gate::GateParts;
+use crate::capacity::{Adaptive, CapacityGate, TableCapacity};
+use crate::error::ConfigError;
+use crate::operation::Direction;
+use crate::redis_support::RedisConnection;
+
+/// Builds a [`CapacityGate`].
+#[derive(Debug)]
+pub struct CapacityGateBuilder {
+    connection: RedisConnection,
+    prefix: String,
+    tables: Vec<TableCapacity>,
+    burst: Duration,
+    max_wait: Duration,
+    adaptive: Adaptive,
+    redis_deadline: Duration,
+    breaker: Option<BreakerSettings>,
+}
+
+impl CapacityGateBuilder {
+    pub(crate) fn new(connection: RedisConnection) -> CapacityGateBuilder {
+        CapacityGateBuilder {
+            connection,
+            prefix: "dynagate:capacity".into(),
+            tables: Vec::new(),
+            burst: Duration::from_millis(500),
+            max_wait: Duration::from_secs(1),
+            adaptive: Adaptive::default(),
+            redis_deadline: Duration::from_millis(50),
+            breaker: None,
+        }
+    }
+
+    /// The gate's breaker unless [`breaker`](CapacityGateBuilder::breaker)
+    /// says otherwise: 5 failures in a row, spanning at least 50 ms, open the
+    /// circuit for 5 s. Longer open than the limiter's (1 s): an ungated
+    /// call costs nothing but the pacing, a probe of a dead Redis costs the
+    /// 50 ms deadline.
+    pub fn default_breaker() -> BreakerSettings {
+        BreakerSettings::new(5, Duration::from_secs(5))
+            .expect("valid")
+            .failing_for(Duration::from_millis(50))
+    }
+
+    /// The namespace of the gate's Redis keys (default `dynagate:capacity`).
+    /// Every instance of a fleet uses the same one.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Gates a table (and the indexes it lists) at its capacity.
+    pub fn table(mut self, capacity: TableCapacity) -> Self {
+        self.tables.push(capacity);
+        self
+    }
+
+    /// How far ahead of the rate the fleet may go after an idle spell
+    /// (default 0.5 s of capacity). Keep it under the table's own burst
+    /// bank (DynamoDB banks up to 300 s of unused capacity): when both empty
+    /// together, the first call that arrives a moment early is throttled and
+    /// the rate is cut for nothing.
+    pub fn burst(mut self, burst: Duration) -> Self {
+        self.burst = burst;
+        self
+    }
+
+    /// The longest a call waits for its turn (default 1 s), however long its
+    /// deadline: a longer wait is refused at once as over capacity. A short
+    /// queue keeps latency bounded under overload (shedding the excess
+    /// early, with a `retry_after`, instead of queueing it until its
+    /// deadline) and lets a cut rate take effect quickly: calls queued at the
+    /// old rate go out at the old pace.
+    pub fn max_wait(mut self, max_wait: Duration) -> Self {
+        self.max_wait = max_wait;
+        self
+    }
+
+    /// How the rate adapts to throttles (default [`Adaptive::default`]).
+    pub fn adaptive(mut self, adaptive: Adaptive) -> Self {
+        self.adaptive = adaptive;
+        self
+    }
+
+    /// The most a Redis call may take before the gate lets the call through
+    /// ungated (default 50 ms).
+    pub fn redis_deadline(mut self, deadline: Duration) -> Self {
+        self.redis_deadline = deadline;
+        self
+    }
+
+    /// When to stop asking a failing Redis (default: 5 failures in a row,
+    /// spanning at least 50 ms, open the circuit for 5 s; see
+    /// [`default_breaker`](CapacityGateBuilder::default_breaker)).
+    pub fn breaker(mut self, settings: BreakerSettings) -> Self {
+        self.breaker = Some(settings);
+        self
+    }
+
+    /// Checks the settings and builds the gate.
+    pub fn build(self) -> Result<CapacityGate, ConfigError> {
+        if self.prefix.is_empty() || self.prefix.contains(['{', '}']) {
+            return Err(ConfigError::invalid(
+                "prefix",
+                "must be non-empty and without braces (it goes inside a cluster hash tag)",
+            ));
+        }
+        if self.tables.is_empty() {
+            return Err(ConfigError::invalid(
+                "table",
+                "gate at least one table; calls to tables it does not know go ungated",
+            ));
+        }
+        if self.redis_deadline.is_zero() {
+            return Err(ConfigError::invalid("redis_deadline", "must be above zero"));
+        }
+        let mut targets = HashMap::new();
+        for table in &self.tables {
+            table.validate()?;
+            let indexes = table
+                .indexes()
+                .map(|(index, throughput)| (format!("{}/{index}", table.table()), throughput));
+            for (target, throughput) in
+                std::iter::once((table.table().to_owned(), table.throughput())).chain(indexes)
+            {
+                let bucket = |direction: Direction| {
+                    Arc::new(Bucket::new(
+                        &self.prefix,
+                        target.clone(),
+                        direction,
+                        units_of(direction, throughput),
+                        self.burst,
+                        self.adaptive,
+                    ))
+                };
+                let buckets = [bucket(Direction::Read), bucket(Direction::Write)];
+                targets.insert(target, buckets);
+            }
+        }
+        let breaker = self
+            .breaker
+            .unwrap_or_else(CapacityGateBuilder::default_breaker);
+        Ok(CapacityGate::from_parts(GateParts {
+            connection: self.connection,
+            targets,
+            max_wait: self.max_wait,
+            adaptive: self.adaptive,
+            redis_deadline: self.redis_deadline,
+            breaker: CircuitBreaker::new("capacity", breaker),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_breaker_is_what_its_doc_says() {
+        let settings = CapacityGateBuilder::default_breaker();
+        assert_eq!(settings.failures(), 5);
+        assert_eq!(settings.failing_span(), Duration::from_millis(50));
+        assert_eq!(settings.open_for(), Duration::from_secs(5));
+    }
+}

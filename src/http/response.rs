@@ -1,0 +1,77 @@
+//! The layer's answers: the one error shape, 401, 429 and 503, and the
+//! `RateLimit` headers on every answer that a limit decided.
+
+use axum::body::Body;
+use http::header::{CONTENT_TYPE, HeaderName, RETRY_AFTER};
+use http::{HeaderValue, Response, StatusCode};
+
+use crate::http::headers::{rate_limit, rate_limit_policy, retry_after};
+use crate::limiter::{Decision, Limits, Outcome};
+
+/// The one error shape of dynagate's HTTP side: `{"error": code, "message": ...}`.
+/// The message is for the client: what was wrong and what to do, never internals.
+pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+    let body = serde_json::json!({ "error": code, "message": message }).to_string();
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// The key store could not answer: 503, retry shortly.
+pub(crate) fn auth_unavailable() -> Response<Body> {
+    let mut response = error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "the API key cannot be checked right now; retry shortly",
+    );
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(1));
+    response
+}
+
+/// A missing or invalid key, within the failed-auth limit: 401.
+pub(crate) fn unauthorized(
+    code: &str,
+    message: &str,
+    limits: &Limits,
+    decision: &Decision,
+) -> Response<Body> {
+    let mut response = error_response(StatusCode::UNAUTHORIZED, code, message);
+    add_headers(&mut response, limits, decision);
+    response
+}
+
+pub(crate) fn too_many(limits: &Limits, decision: &Decision) -> Response<Body> {
+    let (message, wait) = match decision.outcome() {
+        Outcome::Never => ("this request costs more than the quota holds", None),
+        Outcome::Denied { retry_after } => (
+            "too many requests; retry after the Retry-After delay",
+            Some(retry_after),
+        ),
+        Outcome::Allowed => ("too many requests", None),
+    };
+    let mut response = error_response(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+    if let Some(wait) = wait {
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, retry_after(wait));
+    }
+    add_headers(&mut response, limits, decision);
+    response
+}
+
+pub(crate) fn add_headers(response: &mut Response<Body>, limits: &Limits, decision: &Decision) {
+    let headers = response.headers_mut();
+    headers.insert(
+        HeaderName::from_static("ratelimit-policy"),
+        rate_limit_policy(limits),
+    );
+    headers.insert(
+        HeaderName::from_static("ratelimit"),
+        rate_limit(limits, decision),
+    );
+}

@@ -1,0 +1,156 @@
+//! The tower `Service`: the request flow of the layer, from the client
+//! address to the handler.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use http::request::Parts;
+use http::{Request, Response};
+use tower::Service;
+
+use crate::http::auth::AuthUnavailable;
+use crate::http::layer::RateLimitConfig;
+use crate::http::response::{add_headers, auth_unavailable, too_many, unauthorized};
+
+/// The service of a [`RateLimitLayer`].
+#[derive(Debug, Clone)]
+pub struct RateLimit<S> {
+    inner: S,
+    config: Arc<RateLimitConfig>,
+}
+
+impl<S> RateLimit<S> {
+    pub(crate) fn new(inner: S, config: Arc<RateLimitConfig>) -> RateLimit<S> {
+        RateLimit { inner, config }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, B> Service<Request<B>> for RateLimit<S>
+where
+    S: Service<Request<B>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        // The clone that was polled ready serves this request.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let config = Arc::clone(&self.config);
+        Box::pin(gate(config, inner, request))
+    }
+}
+
+async fn gate<S, B>(
+    config: Arc<RateLimitConfig>,
+    mut inner: S,
+    request: Request<B>,
+) -> Result<Response<Body>, Infallible>
+where
+    S: Service<Request<B>, Response = Response<Body>, Error = Infallible>,
+{
+    let (parts, body) = request.into_parts();
+    if (config.exempt)(&parts) {
+        return inner.call(Request::from_parts(parts, body)).await;
+    }
+    let ip = client_ip(&config, &parts);
+    let ip_subject = format!("ip:{ip}");
+    let cost = (config.cost)(&parts);
+
+    let key = parts
+        .headers
+        .get(&config.key_header)
+        .map(|v| v.to_str().unwrap_or(""));
+    let (subject, limits) = match (key, &config.authenticator) {
+        (Some(key), Some(authenticator)) => match authenticator.authenticate(key).await {
+            Ok(Some(caller)) => {
+                let limits = caller
+                    .limits
+                    .unwrap_or_else(|| Arc::clone(&config.key_limits));
+                (format!("key:{}", caller.id), limits)
+            }
+            Ok(None) => return Ok(failed_auth(&config, &ip_subject, "invalid_api_key").await),
+            Err(AuthUnavailable) => return Ok(auth_unavailable()),
+        },
+        (None, _) | (Some(_), None) => match &config.anonymous {
+            Some(limits) => (ip_subject.clone(), Arc::clone(limits)),
+            None => return Ok(failed_auth(&config, &ip_subject, "missing_api_key").await),
+        },
+    };
+
+    if subject != ip_subject
+        && let Some(ceiling) = &config.ip_ceiling
+    {
+        let decision = config.limiter.check(ceiling, &ip_subject, cost).await;
+        if !decision.allowed() {
+            return Ok(too_many(ceiling, &decision));
+        }
+    }
+    let decision = config.limiter.check(&limits, &subject, cost).await;
+    if !decision.allowed() {
+        return Ok(too_many(&limits, &decision));
+    }
+    let mut response = inner.call(Request::from_parts(parts, body)).await?;
+    add_headers(&mut response, &limits, &decision);
+    Ok(response)
+}
+
+fn client_ip(config: &RateLimitConfig, parts: &Parts) -> IpAddr {
+    match parts.extensions.get::<ConnectInfo<SocketAddr>>() {
+        Some(ConnectInfo(peer)) => config.trusted_proxies.client_ip(peer.ip(), &parts.headers),
+        None => {
+            // Without the peer every caller shares one bucket: strict, not open.
+            tracing::warn!(
+                "no ConnectInfo<SocketAddr>: serve with into_make_service_with_connect_info"
+            );
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        }
+    }
+}
+
+/// A missing or invalid key: 401, or 429 once this address failed too often.
+async fn failed_auth(config: &RateLimitConfig, ip_subject: &str, code: &str) -> Response<Body> {
+    metrics::counter!("dynagate_http_auth_failures_total", "reason" => code.to_owned())
+        .increment(1);
+    let decision = config
+        .limiter
+        .check(&config.failed_auth, ip_subject, 1)
+        .await;
+    if !decision.allowed() {
+        return too_many(&config.failed_auth, &decision);
+    }
+    let message = if code == "missing_api_key" {
+        "this API needs an API key in the X-API-Key header"
+    } else {
+        "the API key is not valid"
+    };
+    unauthorized(code, message, &config.failed_auth, &decision)
+}

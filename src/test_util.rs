@@ -1,0 +1,14 @@
+//! What only tests need (feature `test-util`): the Lua scripts' sources and
+//! the pure Rust models the property tests check them against. Not part of
+//! the stable API.
+
+/// The rate limiter's decision script (`limiter/gcra.lua`).
+pub const LIMITER_SCRIPT: &str = crate::limiter::SCRIPT_SOURCE;
+
+/// The capacity gate's script (`capacity/capacity.lua`).
+pub const CAPACITY_SCRIPT: &str = crate::capacity::SCRIPT_SOURCE;
+
+/// The limiter's pure decision function, the model of [`LIMITER_SCRIPT`].
+pub mod gcra {
+    pub use crate::limiter::gcra::*;
+}
