@@ -36,7 +36,8 @@ use crate::retry::ErrorKind;
 /// Tokens withdrawn per retry, by kind of failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryCosts {
-    /// Cost of retrying after throttling (default 0: see the module docs).
+    /// Cost of retrying after throttling or contention for an item (default
+    /// 0: see the module docs).
     pub throttling: u32,
     /// Cost of retrying after a 5xx or a failed connect (default 5).
     pub transient: u32,
@@ -58,7 +59,9 @@ impl RetryCosts {
     /// The cost of retrying after a failure of this kind.
     pub fn for_kind(&self, kind: &ErrorKind) -> u32 {
         match kind {
-            ErrorKind::Throttling(_) => self.throttling,
+            // Contention is the item's flow control, as throttling is the
+            // table's: a sign of load, not of a failing service.
+            ErrorKind::Throttling(_) | ErrorKind::Contention(_) => self.throttling,
             ErrorKind::Ambiguous(_) => self.ambiguous,
             _ => self.transient,
         }

@@ -7,9 +7,14 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ErrorKind {
-    /// DynamoDB refused the request for capacity or contention. Nothing was
-    /// applied; retrying after a backoff helps.
+    /// DynamoDB refused the request for capacity. Nothing was applied;
+    /// retrying after a backoff helps, and the capacity gate slows down.
     Throttling(Throttle),
+    /// Another write held the item (a transaction conflict, a transaction
+    /// still in progress, a conflicting write in another region). Nothing was
+    /// applied; retrying helps. Not capacity: the capacity gate never cuts
+    /// its rate for it.
+    Contention(Contention),
     /// A failure a retry usually fixes: a 5xx answer or a connection that
     /// could not be opened.
     Transient(Transient),
@@ -29,7 +34,10 @@ impl ErrorKind {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            ErrorKind::Throttling(_) | ErrorKind::Transient(_) | ErrorKind::Ambiguous(_)
+            ErrorKind::Throttling(_)
+                | ErrorKind::Contention(_)
+                | ErrorKind::Transient(_)
+                | ErrorKind::Ambiguous(_)
         )
     }
 
@@ -50,6 +58,7 @@ impl ErrorKind {
     pub fn label(&self) -> &'static str {
         match self {
             ErrorKind::Throttling(_) => "throttling",
+            ErrorKind::Contention(_) => "contention",
             ErrorKind::Transient(_) => "transient",
             ErrorKind::Ambiguous(Ambiguity::Timeout) => "timeout",
             ErrorKind::Ambiguous(_) => "ambiguous",
@@ -71,6 +80,42 @@ pub enum Transient {
     },
     /// The connection could not be opened; the request was never sent.
     ConnectFailed,
+    /// DynamoDB rejected the signature (`InvalidSignatureException`,
+    /// `SignatureDoesNotMatch`, `RequestTimeTooSkewed`, `AuthFailure`) and
+    /// its `Date` shows the local clock off by more than 4 minutes. Nothing
+    /// was applied; the SDK signs the next attempt with the measured skew
+    /// (`aws-runtime`'s `service_clock_skew.rs`), so a retry can succeed.
+    ClockSkew,
+}
+
+/// The kinds of contention for an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Contention {
+    /// `TransactionConflictException`: the item is part of another
+    /// transaction.
+    TransactionConflict,
+    /// `TransactionCanceledException` whose every reason is
+    /// `TransactionConflict`.
+    CanceledByConflict,
+    /// `TransactionInProgressException`: the same `ClientRequestToken` is
+    /// still being processed (a retry overtook its first attempt).
+    TransactionInProgress,
+    /// `ReplicatedWriteConflictException`: a conflicting write to the item in
+    /// another region of a multi-region strongly consistent table.
+    ReplicatedWriteConflict,
+}
+
+impl Contention {
+    /// The error code DynamoDB answered with.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Contention::TransactionConflict => "TransactionConflictException",
+            Contention::CanceledByConflict => "TransactionCanceledException",
+            Contention::TransactionInProgress => "TransactionInProgressException",
+            Contention::ReplicatedWriteConflict => "ReplicatedWriteConflictException",
+        }
+    }
 }
 
 /// Why an outcome is ambiguous.
@@ -133,11 +178,19 @@ pub enum ThrottleCode {
     Throttling,
     /// `RequestLimitExceeded`: the account's on-demand request limit.
     RequestLimitExceeded,
-    /// `TransactionConflictException`: an item is in another transaction.
-    TransactionConflict,
-    /// `TransactionCanceledException` whose every reason is throttling or a
-    /// transaction conflict.
+    /// `LimitExceededException`: too many control-plane operations at once.
+    LimitExceeded,
+    /// A bare HTTP 429, or `TooManyRequestsException`.
+    TooManyRequests,
+    /// `TransactionCanceledException` whose every reason is throttling, or
+    /// throttling and transaction conflicts.
     TransactionCanceled,
+    /// Another code the AWS SDKs treat as throttling (`aws-runtime`'s
+    /// `THROTTLING_ERRORS`: `ThrottledException`, `SlowDown`, ...).
+    Other {
+        /// The code as the service spelled it.
+        code: &'static str,
+    },
 }
 
 impl ThrottleCode {
@@ -147,8 +200,10 @@ impl ThrottleCode {
             ThrottleCode::ProvisionedThroughputExceeded => "ProvisionedThroughputExceededException",
             ThrottleCode::Throttling => "ThrottlingException",
             ThrottleCode::RequestLimitExceeded => "RequestLimitExceeded",
-            ThrottleCode::TransactionConflict => "TransactionConflictException",
+            ThrottleCode::LimitExceeded => "LimitExceededException",
+            ThrottleCode::TooManyRequests => "TooManyRequestsException",
             ThrottleCode::TransactionCanceled => "TransactionCanceledException",
+            ThrottleCode::Other { code } => code,
         }
     }
 }

@@ -3,13 +3,15 @@
 //! Each failed attempt is [classified](classify()) into an [`ErrorKind`]; the
 //! policy turns the kind, the attempt count, the [retry budget](RetryBudget)
 //! and the operation's deadline into a [`RetryDecision`]; a retry sleeps a
-//! [jittered backoff](Backoff) delay that never runs past the deadline. The AWS SDK's own retries are off (see
-//! [`ResilientClient`](crate::ResilientClient)), so this loop owns every retry and attempts never multiply.
+//! [jittered backoff](Backoff) delay that never runs past the deadline. The
+//! AWS SDK's own retries are off (see [`ResilientClient`](crate::ResilientClient)),
+//! so this loop owns every retry and attempts never multiply.
 //!
 //! | failure | retried | when the write is not idempotent |
 //! |---|---|---|
-//! | throttling (incl. cancelled transactions that only throttled) | yes, throttle base | yes: nothing was applied |
-//! | connect failed | yes | yes: nothing was sent |
+//! | throttling (incl. cancelled transactions that throttled), 429 | yes, throttle base | yes: nothing was applied |
+//! | contention (transaction conflict or in progress, replicated write conflict) | yes, transient base; never cuts the capacity gate's rate | yes: nothing was applied |
+//! | connect failed; a signature rejected for clock skew over 4 min | yes | yes: nothing was sent or applied |
 //! | 5xx | yes | no: handed back ([`GiveUp::MaybeApplied`]) |
 //! | timeout / lost connection after sending | yes | no: handed back |
 //! | failed condition (`Conflict`), permanent errors | no | no |
