@@ -10,6 +10,7 @@ use tower::Layer;
 use crate::error::ConfigError;
 use crate::http::auth::Authenticate;
 use crate::http::client_ip::TrustedProxies;
+use crate::http::lockout::Lockouts;
 use crate::http::service::RateLimit;
 use crate::limiter::{Limits, RateLimiter};
 
@@ -28,6 +29,9 @@ pub struct RateLimitConfig {
     pub(crate) trusted_proxies: TrustedProxies,
     pub(crate) cost: Arc<CostFn>,
     pub(crate) exempt: Arc<ExemptFn>,
+    pub(crate) max_cost: u64,
+    pub(crate) ipv6_prefix: u8,
+    pub(crate) lockouts: Lockouts,
 }
 
 impl fmt::Debug for RateLimitConfig {
@@ -56,7 +60,10 @@ pub struct RateLimitLayerBuilder {
     ip_ceiling: Option<Arc<Limits>>,
     trusted_proxies: TrustedProxies,
     cost: Arc<CostFn>,
+    max_cost: u64,
     exempt: Arc<ExemptFn>,
+    ipv6_prefix: u8,
+    lockouts: usize,
 }
 
 impl fmt::Debug for RateLimitLayerBuilder {
@@ -117,9 +124,27 @@ impl RateLimitLayerBuilder {
         self
     }
 
-    /// The tokens a request costs (default 1), e.g. more for writes.
-    pub fn cost(mut self, cost: impl Fn(&Parts) -> u64 + Send + Sync + 'static) -> Self {
+    /// The tokens a request costs (default: every request 1), e.g. more for
+    /// writes, and the most any request costs. [`build`](Self::build) refuses
+    /// limits whose burst cannot hold `max` (such a request could never be
+    /// admitted); a cost above `max` is charged as `max`.
+    pub fn cost(mut self, max: u64, cost: impl Fn(&Parts) -> u64 + Send + Sync + 'static) -> Self {
         self.cost = Arc::new(cost);
+        self.max_cost = max;
+        self
+    }
+
+    /// The prefix length that groups IPv6 clients into one subject (default
+    /// 64: one end site's allocation; at most 128).
+    pub fn ipv6_prefix(mut self, bits: u8) -> Self {
+        self.ipv6_prefix = bits;
+        self
+    }
+
+    /// How many locked-out addresses this process remembers (default
+    /// 100,000; 0 turns the local lockout off).
+    pub fn lockouts(mut self, max_addresses: usize) -> Self {
+        self.lockouts = max_addresses;
         self
     }
 
@@ -147,6 +172,24 @@ impl RateLimitLayerBuilder {
                 "set the limits on failed authentications per client IP",
             )
         })?;
+        if self.ipv6_prefix > 128 {
+            return Err(ConfigError::invalid(
+                "ipv6_prefix",
+                format!("{} bits is longer than an IPv6 address", self.ipv6_prefix),
+            ));
+        }
+        if self.max_cost == 0 {
+            return Err(ConfigError::invalid(
+                "cost",
+                "the maximum cost must be at least 1",
+            ));
+        }
+        let mut all = vec![("key_limits", &key_limits)];
+        all.extend(self.anonymous.as_deref().map(|l| ("anonymous", l)));
+        all.extend(self.ip_ceiling.as_deref().map(|l| ("ip_ceiling", l)));
+        for (setting, limits) in all {
+            check_fits(setting, limits, self.max_cost)?;
+        }
         Ok(RateLimitLayer {
             config: Arc::new(RateLimitConfig {
                 limiter: self.limiter,
@@ -159,8 +202,31 @@ impl RateLimitLayerBuilder {
                 trusted_proxies: self.trusted_proxies,
                 cost: self.cost,
                 exempt: self.exempt,
+                max_cost: self.max_cost,
+                ipv6_prefix: self.ipv6_prefix,
+                lockouts: Lockouts::new(self.lockouts),
             }),
         })
+    }
+}
+
+/// Refuses limits a request of `max_cost` could never pass.
+pub(crate) fn check_fits(
+    setting: &'static str,
+    limits: &Limits,
+    max_cost: u64,
+) -> Result<(), ConfigError> {
+    match limits.iter().find(|l| l.quota().capacity() < max_cost) {
+        Some(limit) => Err(ConfigError::invalid(
+            setting,
+            format!(
+                "limit `{}` holds {} tokens, less than the {max_cost} the costliest request \
+                 takes: such a request could never be admitted; raise its burst",
+                limit.name(),
+                limit.quota().capacity()
+            ),
+        )),
+        None => Ok(()),
     }
 }
 
@@ -192,7 +258,10 @@ impl RateLimitLayer {
             ip_ceiling: None,
             trusted_proxies: TrustedProxies::none(),
             cost: Arc::new(|_| 1),
+            max_cost: 1,
             exempt: Arc::new(|_| false),
+            ipv6_prefix: 64,
+            lockouts: 100_000,
         }
     }
 }

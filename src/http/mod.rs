@@ -26,11 +26,15 @@ mod auth;
 mod client_ip;
 mod headers;
 mod layer;
+mod lockout;
 mod response;
 mod service;
 
 pub use self::auth::{AuthFuture, AuthUnavailable, Authenticate, Caller};
-pub use self::client_ip::{Cidr, TrustedProxies};
+pub use self::client_ip::{Cidr, ForwardedHeader, TrustedProxies};
 pub use self::layer::{RateLimitConfig, RateLimitLayer, RateLimitLayerBuilder};
 pub use self::response::error_response;
 pub use self::service::RateLimit;
+
+#[cfg(test)]
+mod tests;

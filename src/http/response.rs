@@ -45,14 +45,44 @@ pub(crate) fn unauthorized(
     response
 }
 
+/// An address locked out after too many failed authentications, refused
+/// before anything was looked up: 429 until the failed-auth bucket has a token.
+pub(crate) fn locked_out(limits: &Limits, wait: std::time::Duration) -> Response<Body> {
+    let mut response = error_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        "too many failed authentications from this address; retry after the Retry-After delay",
+    );
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, retry_after(wait));
+    response.headers_mut().insert(
+        HeaderName::from_static("ratelimit-policy"),
+        rate_limit_policy(limits),
+    );
+    response
+}
+
+/// A request a limit refused: 429 with `Retry-After`; or, when the request
+/// costs more than the quota can ever hold, 403: waiting will never help, so
+/// the answer must not say "retry later".
 pub(crate) fn too_many(limits: &Limits, decision: &Decision) -> Response<Body> {
+    if decision.outcome() == Outcome::Never {
+        let mut response = error_response(
+            StatusCode::FORBIDDEN,
+            "cost_exceeds_quota",
+            "this request costs more tokens than the quota's burst holds, so it can never be \
+             admitted; ask for a larger quota",
+        );
+        add_headers(&mut response, limits, decision);
+        return response;
+    }
     let (message, wait) = match decision.outcome() {
-        Outcome::Never => ("this request costs more than the quota holds", None),
         Outcome::Denied { retry_after } => (
             "too many requests; retry after the Retry-After delay",
             Some(retry_after),
         ),
-        Outcome::Allowed => ("too many requests", None),
+        _ => ("too many requests", None),
     };
     let mut response = error_response(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
     if let Some(wait) = wait {

@@ -15,8 +15,9 @@ use http::{Request, Response};
 use tower::Service;
 
 use crate::http::auth::AuthUnavailable;
+use crate::http::client_ip::subject;
 use crate::http::layer::RateLimitConfig;
-use crate::http::response::{add_headers, auth_unavailable, too_many, unauthorized};
+use crate::http::response::{add_headers, auth_unavailable, locked_out, too_many, unauthorized};
 
 /// The service of a [`RateLimitLayer`].
 #[derive(Debug, Clone)]
@@ -69,6 +70,10 @@ where
     }
 }
 
+/// One request through the layer. Cheap before expensive: the local lockout
+/// look and the per-IP ceiling (one Redis call) come before the key lookup
+/// (a cache or a DynamoDB read), and nothing reaches the handler before the
+/// caller's own limits allowed it.
 async fn gate<S, B>(
     config: Arc<RateLimitConfig>,
     mut inner: S,
@@ -82,38 +87,43 @@ where
         return inner.call(Request::from_parts(parts, body)).await;
     }
     let ip = client_ip(&config, &parts);
-    let ip_subject = format!("ip:{ip}");
-    let cost = (config.cost)(&parts);
+    let ip_subject = format!("ip:{}", subject(ip, config.ipv6_prefix));
+    let cost = (config.cost)(&parts).min(config.max_cost);
 
     let key = parts
         .headers
         .get(&config.key_header)
         .map(|v| v.to_str().unwrap_or(""));
     let (subject, limits) = match (key, &config.authenticator) {
-        (Some(key), Some(authenticator)) => match authenticator.authenticate(key).await {
-            Ok(Some(caller)) => {
-                let limits = caller
-                    .limits
-                    .unwrap_or_else(|| Arc::clone(&config.key_limits));
-                (format!("key:{}", caller.id), limits)
+        (Some(key), Some(authenticator)) => {
+            if let Some(wait) = config.lockouts.remaining(&ip_subject) {
+                return Ok(locked_out(&config.failed_auth, wait));
             }
-            Ok(None) => return Ok(failed_auth(&config, &ip_subject, "invalid_api_key").await),
-            Err(AuthUnavailable) => return Ok(auth_unavailable()),
-        },
+            if let Some(ceiling) = &config.ip_ceiling {
+                let decision = config.limiter.check(ceiling, &ip_subject, cost).await;
+                if !decision.allowed() {
+                    return Ok(too_many(ceiling, &decision));
+                }
+            }
+            match authenticator.authenticate(key).await {
+                Ok(Some(caller)) => {
+                    let limits = caller
+                        .limits
+                        .unwrap_or_else(|| Arc::clone(&config.key_limits));
+                    (format!("key:{}", caller.id), limits)
+                }
+                Ok(None) => {
+                    return Ok(failed_auth(&config, &ip_subject, "invalid_api_key").await);
+                }
+                Err(AuthUnavailable) => return Ok(auth_unavailable()),
+            }
+        }
         (None, _) | (Some(_), None) => match &config.anonymous {
             Some(limits) => (ip_subject.clone(), Arc::clone(limits)),
             None => return Ok(failed_auth(&config, &ip_subject, "missing_api_key").await),
         },
     };
 
-    if subject != ip_subject
-        && let Some(ceiling) = &config.ip_ceiling
-    {
-        let decision = config.limiter.check(ceiling, &ip_subject, cost).await;
-        if !decision.allowed() {
-            return Ok(too_many(ceiling, &decision));
-        }
-    }
     let decision = config.limiter.check(&limits, &subject, cost).await;
     if !decision.allowed() {
         return Ok(too_many(&limits, &decision));
@@ -145,6 +155,9 @@ async fn failed_auth(config: &RateLimitConfig, ip_subject: &str, code: &str) -> 
         .check(&config.failed_auth, ip_subject, 1)
         .await;
     if !decision.allowed() {
+        if let Some(wait) = decision.retry_after() {
+            config.lockouts.lock(ip_subject, wait);
+        }
         return too_many(&config.failed_auth, &decision);
     }
     let message = if code == "missing_api_key" {

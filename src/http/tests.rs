@@ -1,0 +1,282 @@
+//! The layer's logic, hermetic: the in-memory limiter, a stub key store and
+//! `oneshot` on a paused clock. The same flows over real sockets and a real
+//! Redis are in the users API's tests.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::routing::get;
+use http::{Request, Response, StatusCode};
+use tower::{Layer, ServiceExt};
+
+use crate::http::{
+    AuthFuture, Authenticate, Caller, ForwardedHeader, RateLimitLayer, RateLimitLayerBuilder,
+    TrustedProxies,
+};
+use crate::limiter::{Limits, MemoryLimiter, Quota};
+
+/// Knows one key, `good`; counts every lookup, as each would cost a read.
+#[derive(Debug, Default)]
+struct Keys {
+    lookups: AtomicU32,
+    unavailable: bool,
+    own_limits: Option<Arc<Limits>>,
+}
+
+impl Authenticate for Keys {
+    fn authenticate<'a>(&'a self, api_key: &'a str) -> AuthFuture<'a> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            if self.unavailable {
+                return Err(crate::http::AuthUnavailable);
+            }
+            Ok((api_key == "good").then(|| Caller {
+                id: "k1".into(),
+                limits: self.own_limits.clone(),
+            }))
+        })
+    }
+}
+
+fn limits(namespace: &str, burst: u64) -> Limits {
+    Limits::builder(namespace)
+        .limit("second", Quota::per_second(1).burst(burst).unwrap())
+        .build()
+        .unwrap()
+}
+
+fn builder(keys: &Arc<Keys>) -> RateLimitLayerBuilder {
+    RateLimitLayer::builder(Arc::new(MemoryLimiter::new()))
+        .key_limits(limits("key", 5))
+        .failed_auth(limits("auth", 2))
+        .authenticator(Arc::clone(keys) as Arc<dyn Authenticate>)
+}
+
+fn app(layer: RateLimitLayer) -> Router {
+    Router::new()
+        .route("/", get(|| async { "ok" }))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(layer)
+}
+
+async fn send(app: &Router, peer: &str, headers: &[(&str, &str)]) -> Response<Body> {
+    let mut request = Request::get("/");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let mut request = request.body(Body::empty()).unwrap();
+    let peer: SocketAddr = peer.parse().unwrap();
+    request.extensions_mut().insert(ConnectInfo(peer));
+    app.clone().oneshot(request).await.unwrap()
+}
+
+fn header<'a>(response: &'a Response<Body>, name: &str) -> Option<&'a str> {
+    response.headers().get(name).map(|v| v.to_str().unwrap())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_valid_key_passes_with_its_own_limits_named() {
+    let keys = Arc::new(Keys::default());
+    let app = app(builder(&keys).build().unwrap());
+    let response = send(&app, "203.0.113.9:1", &[("x-api-key", "good")]).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        header(&response, "ratelimit"),
+        Some("\"key.second\";r=4;t=1")
+    );
+    assert_eq!(
+        header(&response, "ratelimit-policy"),
+        Some("\"key.second\";q=5;w=5")
+    );
+}
+
+/// Issue 14, point 2: a locked-out address sent random keys, and each one
+/// cost a DynamoDB read.
+#[tokio::test(start_paused = true)]
+async fn a_locked_out_address_costs_no_lookup() {
+    let keys = Arc::new(Keys::default());
+    let app = app(builder(&keys).build().unwrap());
+    let guess = |n: u32| format!("guess-{n}");
+    for n in 0..2 {
+        let response = send(&app, "203.0.113.9:1", &[("x-api-key", &guess(n))]).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let response = send(&app, "203.0.113.9:1", &[("x-api-key", &guess(2))]).await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(keys.lookups.load(Ordering::SeqCst), 3);
+    for n in 3..60 {
+        let response = send(&app, "203.0.113.9:1", &[("x-api-key", &guess(n))]).await;
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(header(&response, "retry-after"), Some("1"));
+    }
+    assert_eq!(
+        keys.lookups.load(Ordering::SeqCst),
+        3,
+        "no lookup once locked out"
+    );
+    // Another address is not affected; the lockout ends with the bucket's wait.
+    let other = send(&app, "198.51.100.7:1", &[("x-api-key", "good")]).await;
+    assert_eq!(other.status(), StatusCode::OK);
+    tokio::time::advance(std::time::Duration::from_secs(1)).await;
+    let response = send(&app, "203.0.113.9:1", &[("x-api-key", "good")]).await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_ip_ceiling_refuses_before_any_lookup() {
+    let keys = Arc::new(Keys::default());
+    let app = app(builder(&keys).ip_ceiling(limits("ip", 1)).build().unwrap());
+    assert_eq!(
+        send(&app, "203.0.113.9:1", &[("x-api-key", "good")])
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let response = send(&app, "203.0.113.9:1", &[("x-api-key", "other")]).await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        header(&response, "ratelimit"),
+        Some("\"ip.second\";r=0;t=1")
+    );
+    assert_eq!(keys.lookups.load(Ordering::SeqCst), 1);
+}
+
+/// Issue 14, point 5: one /64 gave 2^64 fresh buckets.
+#[tokio::test(start_paused = true)]
+async fn ipv6_clients_of_one_prefix_share_a_bucket() {
+    let keys = Arc::new(Keys::default());
+    let layer = builder(&keys).anonymous(limits("anon", 1)).build().unwrap();
+    let app = app(layer);
+    let first = send(&app, "[2001:db8:1:2::1]:1", &[]).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    let same_64 = send(&app, "[2001:db8:1:2:ffff::9]:1", &[]).await;
+    assert_eq!(same_64.status(), StatusCode::TOO_MANY_REQUESTS);
+    let other_64 = send(&app, "[2001:db8:1:3::1]:1", &[]).await;
+    assert_eq!(other_64.status(), StatusCode::OK);
+
+    let per_128 = builder(&keys)
+        .anonymous(limits("anon", 1))
+        .ipv6_prefix(128)
+        .build()
+        .unwrap();
+    let app = self::app(per_128);
+    assert_eq!(
+        send(&app, "[2001:db8::1]:1", &[]).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&app, "[2001:db8::2]:1", &[]).await.status(),
+        StatusCode::OK
+    );
+    assert!(builder(&keys).ipv6_prefix(129).build().is_err());
+}
+
+/// Issue 14, point 3: behind a proxy that writes `Forwarded`, a rotating
+/// client `X-Forwarded-For` gave a fresh failed-auth bucket per request.
+#[tokio::test(start_paused = true)]
+async fn a_client_x_forwarded_for_does_not_move_it_behind_a_forwarded_proxy() {
+    let keys = Arc::new(Keys::default());
+    let proxies = TrustedProxies::parse("10.0.0.0/8")
+        .unwrap()
+        .header(ForwardedHeader::Forwarded);
+    let app = app(builder(&keys).trusted_proxies(proxies).build().unwrap());
+    let mut statuses = Vec::new();
+    for n in 0..5 {
+        let spoof = format!("6.6.6.{n}");
+        let response = send(
+            &app,
+            "10.0.0.2:1",
+            &[
+                ("x-api-key", "nope"),
+                ("x-forwarded-for", &spoof),
+                ("forwarded", "for=203.0.113.9"),
+            ],
+        )
+        .await;
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 429, 429, 429]);
+}
+
+/// Issue 14, point 7: a key with a burst below a request's cost got 429
+/// without `Retry-After`, forever.
+#[tokio::test(start_paused = true)]
+async fn a_request_costing_more_than_the_burst_is_refused_as_such() {
+    let keys = Arc::new(Keys {
+        own_limits: Some(Arc::new(limits("key", 1))),
+        ..Keys::default()
+    });
+    let app = app(builder(&keys).cost(2, |_| 2).build().unwrap());
+    let response = send(&app, "203.0.113.9:1", &[("x-api-key", "good")]).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(header(&response, "retry-after"), None);
+    let body = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"], "cost_exceeds_quota");
+
+    let small = builder(&keys).key_limits(limits("key", 1)).cost(2, |_| 2);
+    let error = small.build().unwrap_err().to_string();
+    assert!(
+        error.contains("key_limits") && error.contains("second"),
+        "{error}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unavailable_key_store_is_a_503_and_exempt_paths_pass() {
+    let keys = Arc::new(Keys {
+        unavailable: true,
+        ..Keys::default()
+    });
+    let layer = builder(&keys)
+        .exempt(|parts| parts.uri.path() == "/healthz")
+        .build()
+        .unwrap();
+    let app = app(layer.clone());
+    let response = send(&app, "203.0.113.9:1", &[("x-api-key", "good")]).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(header(&response, "retry-after"), Some("1"));
+    let mut request = Request::get("/healthz").body(Body::empty()).unwrap();
+    request
+        .extensions_mut()
+        .insert(ConnectInfo("203.0.113.9:1".parse::<SocketAddr>().unwrap()));
+    let response = app.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    // tower's accessors on the service.
+    let mut service = layer.layer(7_u8);
+    assert_eq!(*service.get_ref(), 7);
+    *service.get_mut() = 8;
+    assert_eq!(service.into_inner(), 8);
+}
+
+#[test]
+fn the_required_limits_are_required() {
+    let keys = Arc::new(Keys::default());
+    let no_key_limits = RateLimitLayer::builder(Arc::new(MemoryLimiter::new()))
+        .failed_auth(limits("auth", 2))
+        .authenticator(Arc::clone(&keys) as Arc<dyn Authenticate>);
+    assert!(
+        no_key_limits
+            .build()
+            .unwrap_err()
+            .to_string()
+            .contains("key_limits")
+    );
+    let no_failed_auth = RateLimitLayer::builder(Arc::new(MemoryLimiter::new()))
+        .key_limits(limits("key", 2))
+        .authenticator(keys as Arc<dyn Authenticate>);
+    assert!(
+        no_failed_auth
+            .build()
+            .unwrap_err()
+            .to_string()
+            .contains("failed_auth")
+    );
+}
