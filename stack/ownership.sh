@@ -1,27 +1,27 @@
-# Process ownership for the local stack's scripts (sourced, not run).
+# shellcheck shell=bash
+# Process ownership for the stack's scripts (sourced after stack/lib.sh, not run).
 #
 # A pid file holds "PID STARTTIME MARKER": the pid, its kernel start time and
 # a piece of its command line. A process is ours only while all three still
 # match, so a pid reused by an unrelated process is never signalled.
 
-# Field 22 of /proc/PID/stat: start time in clock ticks since boot. The command
-# name (field 2) may hold spaces, so count fields after its closing parenthesis.
-start_time() {
-  local stat
+# proc_stat PID N: field N of /proc/PID/stat, numbered as in proc(5). The
+# command name (field 2) may hold spaces, so fields are counted after its
+# closing parenthesis, where field 3 begins.
+proc_stat() {
+  local stat index=$(($2 - 2))
   stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
   stat="${stat##*) }"
+  # shellcheck disable=SC2086 # split into fields on purpose
   set -- $stat
-  echo "${20}"
+  echo "${!index}"
 }
 
-# Field 4 of /proc/PID/stat: the parent pid.
-parent_of() {
-  local stat
-  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
-  stat="${stat##*) }"
-  set -- $stat
-  echo "$2"
-}
+# Start time in clock ticks since boot.
+start_time() { proc_stat "$1" 22; }
+parent_of() { proc_stat "$1" 4; }
+# A zombie has finished; only its parent can reap it.
+is_zombie() { [ "$(proc_stat "$1" 3)" = "Z" ]; }
 
 cmdline() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null; }
 
@@ -47,4 +47,22 @@ owned_pid_in() {
   return 1
 }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# terminate_owned FILE LABEL SECONDS: stop the process FILE records, if it is
+# still ours: SIGTERM, and SIGKILL when it still runs (and is still ours) after
+# SECONDS. Removes FILE.
+terminate_owned() {
+  local file="$1" label="$2" seconds="$3" pid
+  pid="$(owned_pid_in "$file")" || return 0
+  log "stopping $label (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 $((seconds * 10))); do
+    [ -d "/proc/$pid" ] || break
+    is_zombie "$pid" && break
+    sleep 0.1
+  done
+  if [ -d "/proc/$pid" ] && [ "$(owned_pid_in "$file")" = "$pid" ]; then
+    log "$label did not stop within $seconds s; killing pid $pid"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$file"
+}
