@@ -6,8 +6,8 @@
 //! `./dev.sh run` starts the stack and runs it; by hand:
 //!
 //! ```text
-//! localstack/stack.sh start
-//! eval "$(localstack/stack.sh env)"
+//! stack/stack.sh start
+//! eval "$(stack/stack.sh env)"
 //! cargo run --example hello_stack
 //! ```
 //!
@@ -23,8 +23,8 @@ use redis::AsyncCommands;
 
 const TABLE: &str = "users";
 
-const HINT: &str = "start the stack with `localstack/stack.sh start` and load its \
-                    settings with `eval \"$(localstack/stack.sh env)\"`, or run `./dev.sh run`";
+const HINT: &str = "start the stack with `stack/stack.sh start` and load its \
+                    settings with `eval \"$(stack/stack.sh env)\"`, or run `./dev.sh run`";
 
 #[tokio::main]
 async fn main() -> ExitCode {

@@ -43,7 +43,7 @@
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! // The standard AWS configuration chain; AWS_ENDPOINT_URL points it at
-//! // DynamoDB Local or LocalStack (`localstack/stack.sh env` prints the values).
+//! // DynamoDB Local or LocalStack (`stack/stack.sh env` prints the values).
 //! let dynamodb = ResilientClient::from_env().await;
 //!
 //! // A full-item put stores the same item however often it is repeated.

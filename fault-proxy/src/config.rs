@@ -14,7 +14,7 @@ use crate::rules::RuleSet;
 
 /// The default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8001";
-/// The default upstream: DynamoDB Local as `localstack/stack.sh` starts it.
+/// The default upstream: DynamoDB Local as `stack/stack.sh` starts it.
 pub const DEFAULT_UPSTREAM: &str = "http://127.0.0.1:8000";
 
 /// Everything the proxy needs to start.

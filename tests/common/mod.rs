@@ -1,7 +1,7 @@
 //! The one harness for dynagate's integration tests.
 //!
 //! Endpoints come from the environment, with defaults that match the native
-//! local stack (`localstack/stack.sh start`):
+//! local stack (`stack/stack.sh start`):
 //!
 //! | variable             | default                                                        |
 //! |----------------------|----------------------------------------------------------------|
@@ -35,7 +35,7 @@ use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
 
 /// The command that starts every server the tests need.
-pub const START_COMMAND: &str = "localstack/stack.sh start";
+pub const START_COMMAND: &str = "stack/stack.sh start";
 /// The command that starts the stack and runs the whole suite.
 pub const TEST_COMMAND: &str = "./dev.sh test";
 
@@ -467,7 +467,7 @@ impl ThrowawayRedis {
             ])
             .stdout(std::process::Stdio::null())
             .spawn()
-            .expect("redis-server is installed by localstack/stack.sh");
+            .expect("redis-server is installed by stack/stack.sh");
         let url = format!("redis://127.0.0.1:{port}");
         for _ in 0..100 {
             if check_reachable("throwaway Redis", &url, port).is_ok() {

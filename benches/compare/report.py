@@ -1,5 +1,5 @@
-"""Turns the raw outputs of one bench/compare.sh run into the table (printed
-and written to results.md) and the chart (benchmarks.png).
+"""Turns the raw outputs of one benches/compare/compare.sh run into the table
+(printed and written to results.md) and the chart (benchmarks.png).
 
 Usage: report.py RUN_DIR OUT_DIR
 """
@@ -223,7 +223,7 @@ def main():
     os.makedirs(out, exist_ok=True)
     with open(f"{out}/results.md", "w") as f:
         f.write("# dynagate comparison benchmarks\n\n")
-        f.write("Produced by `bench/compare.sh` (one run).\n\n")
+        f.write("Produced by `benches/compare/compare.sh` (one run).\n\n")
         f.write(table + "\n\n" + detail + "\n\n" + setup + "\n")
 
     fig, axes = plt.subplots(1, 4, figsize=(17, 4.6))

@@ -1,4 +1,5 @@
-# DynamoDB's JSON API over curl, for the local stack's scripts (sourced).
+# shellcheck shell=bash
+# DynamoDB's JSON API over curl, for the stack's scripts (sourced).
 # Expects REGION to be set. DynamoDB Local and LocalStack accept any
 # credentials; these keep SigV4 signing well-formed.
 
