@@ -18,8 +18,10 @@ pub enum FailurePolicy {
     FailClosed,
     /// Decide with the in-memory limiter, each quota divided by the number of
     /// instances that share it, so the fleet as a whole stays within the
-    /// quota without coordinating (each instance holds its own share, so an
-    /// unevenly balanced caller gets less than the whole).
+    /// quota's rate without coordinating (each instance holds its own share,
+    /// so an unevenly balanced caller gets less than the whole; a burst
+    /// smaller than the number of instances is rounded up to one token each,
+    /// see [`Quota::shared_by`](crate::limiter::Quota::shared_by)).
     Fallback {
         /// How many instances enforce the quota together.
         instances: NonZeroU32,

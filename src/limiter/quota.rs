@@ -129,8 +129,12 @@ impl Quota {
 
     /// This instance's share when `instances` processes enforce the quota
     /// without talking to each other (the in-memory fallback while Redis is
-    /// down): the capacity divided (at least 1 token) and the interval
-    /// multiplied, so that together they admit no more than the whole quota.
+    /// down): the interval multiplied, so the rates of all shares add up to
+    /// at most the whole rate; and the burst divided, rounded down, but never
+    /// below one token. So the bursts add up to at most the whole burst, except
+    /// when the burst is smaller than `instances`: then every share still
+    /// holds one token, and together they hold `instances` tokens (a burst of
+    /// 2 shared by 8 instances admits 8 at once, then the whole rate).
     pub fn shared_by(&self, instances: NonZeroU32) -> Quota {
         let n = u64::from(instances.get());
         let capacity = (self.capacity.get() / n).max(1);
@@ -219,7 +223,7 @@ mod tests {
     }
 
     #[test]
-    fn a_shared_quota_admits_no_more_than_the_whole() {
+    fn shares_split_the_rate_exactly_and_the_burst_down_to_one_token_each() {
         let whole = Quota::per_second(50).burst(100).unwrap();
         let share = whole.shared_by(NonZeroU32::new(4).unwrap());
         assert_eq!(share.capacity(), 25);
@@ -228,6 +232,10 @@ mod tests {
         let share = tiny.shared_by(NonZeroU32::new(8).unwrap());
         assert_eq!(share.capacity(), 1, "never an empty bucket");
         assert_eq!(share.interval_micros(), 8_000_000);
+        // Eight shares of one token: eight at once, more than the burst of 2
+        // (the doc says so); the rates still add up to the whole.
+        assert_eq!(8 * share.capacity(), 8);
+        assert_eq!(share.interval_micros() / 8, tiny.interval_micros());
         let huge = Quota::per_day(1).burst(400).unwrap();
         let share = huge.shared_by(NonZeroU32::new(1000).unwrap());
         assert!(share.refill_micros() <= Quota::MAX_REFILL_TIME.as_micros() as u64);
