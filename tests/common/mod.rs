@@ -192,7 +192,7 @@ pub async fn fault_proxy(
 
 /// A DynamoDB client built the way dynagate builds it (SDK retries disabled).
 pub async fn dynamodb() -> Client {
-    dynagate::client::sdk_client(&sdk_config().await)
+    dynagate::sdk_client(&sdk_config().await)
 }
 
 /// A table of its own for one test, deleted when the test ends, pass or fail.
