@@ -21,7 +21,7 @@
 //! 2. **Over capacity.** When the turn comes after the operation's deadline
 //!    (or after the gate's [`max_wait`](CapacityGateBuilder::max_wait), 1 s
 //!    by default), nothing is reserved and nothing is sent: the call fails at once with
-//!    [`GiveUp::OverCapacity`](crate::GiveUp::OverCapacity) and a
+//!    [`GiveUp::OverCapacity`](crate::retry::GiveUp::OverCapacity) and a
 //!    `retry_after` (an HTTP service answers 503 with `Retry-After`).
 //! 3. **Correct.** The gated client asks DynamoDB for `ConsumedCapacity`
 //!    (an SDK interceptor adds `ReturnConsumedCapacity = TOTAL` when the

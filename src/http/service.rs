@@ -19,7 +19,7 @@ use crate::http::client_ip::subject;
 use crate::http::layer::RateLimitConfig;
 use crate::http::response::{add_headers, auth_unavailable, locked_out, too_many, unauthorized};
 
-/// The service of a [`RateLimitLayer`].
+/// The service of a [`RateLimitLayer`](crate::http::RateLimitLayer).
 #[derive(Debug, Clone)]
 pub struct RateLimit<S> {
     inner: S,

@@ -17,7 +17,7 @@
 //! `size`, ...) are fine as attribute names.
 
 mod batch;
-pub mod codec;
+mod codec;
 mod error;
 mod key;
 mod transact;
