@@ -24,16 +24,19 @@
 
 mod auth;
 mod client_ip;
+mod conn_limits;
 mod headers;
 mod layer;
 mod lockout;
 mod response;
+mod serve;
 mod service;
 
 pub use self::auth::{AuthFuture, AuthUnavailable, Authenticate, Caller};
 pub use self::client_ip::{Cidr, ForwardedHeader, TrustedProxies};
 pub use self::layer::{RateLimitConfig, RateLimitLayer, RateLimitLayerBuilder};
 pub use self::response::error_response;
+pub use self::serve::{ServeConfig, serve};
 pub use self::service::RateLimit;
 
 #[cfg(test)]

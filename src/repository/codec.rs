@@ -36,7 +36,7 @@ pub fn item_size(item: &Item) -> usize {
 }
 
 /// The size DynamoDB counts for one attribute value.
-pub fn value_size(value: &AttributeValue) -> usize {
+pub(crate) fn value_size(value: &AttributeValue) -> usize {
     match value {
         AttributeValue::S(s) => s.len(),
         AttributeValue::N(n) => number_size(n),
