@@ -4,11 +4,13 @@
 
 use std::time::Duration;
 
+use axum::extract::Request;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use dynagate::http::error_response;
 use dynagate::repository::RepositoryError;
 use http::StatusCode;
-use http::header::RETRY_AFTER;
+use http::header::{CONTENT_TYPE, RETRY_AFTER};
 
 /// What went wrong with a request.
 #[derive(Debug)]
@@ -122,4 +124,34 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// Error responses that axum or tower produced as plain text (a body over
+/// the limit, a wrong method) become the API's JSON error shape.
+pub(crate) async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::NOT_FOUND => "not_found",
+        s if s.is_server_error() => "internal_error",
+        _ => "invalid_request",
+    };
+    let message = status
+        .canonical_reason()
+        .unwrap_or("request failed")
+        .to_lowercase();
+    let (mut parts, _) = response.into_parts();
+    let rebuilt = error_response(status, code, &message);
+    parts.headers.remove(CONTENT_TYPE);
+    parts.headers.extend(rebuilt.headers().clone());
+    Response::from_parts(parts, rebuilt.into_body())
 }

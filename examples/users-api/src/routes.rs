@@ -9,9 +9,9 @@ use http::header::{CONTENT_TYPE, ETAG, IF_MATCH, LOCATION};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::de::DeserializeOwned;
 
-use super::AppState;
-use super::errors::ApiError;
-use super::model::{ErrorBody, NewUser, User, UserChange, validate_user_id};
+use crate::errors::ApiError;
+use crate::model::{ErrorBody, NewUser, User, UserChange, validate_user_id};
+use crate::state::AppState;
 
 /// Parses a JSON body: `Content-Type: application/json` (415 otherwise), and a
 /// 400 that names the problem (the line and column, the unknown field).
