@@ -37,13 +37,13 @@ if ! "$VENV/bin/st" --version 2>/dev/null | grep -q "$VERSION"; then
   "$VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$VERSION"
 fi
 
-cargo build -q --features axum --example users_api
-API="$ROOT/target/debug/examples/users_api"
+cargo build -q -p users-api
+API="${CARGO_TARGET_DIR:-$ROOT/target}/debug/users-api"
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 mkdir -p "$WORK"
 
 # A key and per-address limits far above what the run sends: the run checks
-# the API's answers, not its quotas (tests/users_api.rs does that).
+# the API's answers, not its quotas (tests/users_api_limits.rs does that).
 export RUST_LOG=warn IP_PER_SECOND=100000 IP_BURST=100000 FAILED_AUTH_BURST=100000
 # A loaded CI machine must not turn into 503s: this run checks answers, not latency.
 export DYNAMODB_DEADLINE_MS=20000

@@ -7,7 +7,7 @@ use std::time::Duration;
 use dynagate::http::TrustedProxies;
 use dynagate::limiter::FailurePolicy;
 
-/// Settings, from the environment in `main.rs` (see the README's table).
+/// Settings: `Config::from_env` reads them (see the README's table).
 #[derive(Debug, Clone)]
 pub struct Config {
     pub users_table: String,
