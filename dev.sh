@@ -60,8 +60,8 @@ run_benches() {
 run_example() {
   up dynamodb redis
   local bind="${BIND_ADDR:-127.0.0.1:3000}" key
-  cargo build --features axum --example users_api
-  key="$(RUST_LOG=warn cargo run -q --features axum --example users_api -- issue-key --owner demo 2>/dev/null)"
+  cargo build -p users-api
+  key="$(RUST_LOG=warn cargo run -q -p users-api -- issue-key --owner demo 2>/dev/null)"
   printf '\n  The users API listens on http://%s (Ctrl-C stops it and the stack).\n' "$bind"
   printf '  A demo API key was issued (stored hashed, shown only now):\n\n'
   printf '    export KEY=%s\n' "$key"
@@ -72,7 +72,7 @@ run_example() {
   # shellcheck disable=SC2016 # $KEY is for the reader's shell
   printf '    curl -i http://%s/api/v1/users/ada -H "X-API-Key: $KEY"\n' "$bind"
   printf '    curl http://%s/openapi.json; curl http://%s/metrics\n\n' "$bind" "$bind"
-  BIND_ADDR="$bind" cargo run -q --features axum --example users_api
+  BIND_ADDR="$bind" cargo run -q -p users-api
 }
 
 case "${1:-}" in

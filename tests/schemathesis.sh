@@ -24,13 +24,13 @@ PYTHON="$(find_python 3.13 3.12)" ||
   die "needs Python >= 3.12 (pyenv install 3.13, or apt-get install python3.12)"
 ensure_venv "$VENV" "$PYTHON" "schemathesis==$VERSION" "schemathesis==$VERSION"
 
-cargo build -q --features axum --example users_api
-API="$(cargo_target_dir)/debug/examples/users_api"
+cargo build -q -p users-api
+API="$(cargo_target_dir)/debug/users-api"
 PORT="$(free_port)"
 mkdir -p "$WORK"
 
 # A key and per-address limits far above what the run sends: the run checks
-# the API's answers, not its quotas (tests/users_api.rs does that).
+# the API's answers, not its quotas (tests/users_api_limits.rs does that).
 export RUST_LOG=warn IP_PER_SECOND=100000 IP_BURST=100000 FAILED_AUTH_BURST=100000
 # A loaded CI machine must not turn into 503s: this run checks answers, not latency.
 export DYNAMODB_DEADLINE_MS=20000

@@ -56,10 +56,10 @@ export AWS_DEFAULT_REGION="$AWS_REGION"
 
 # --- release binaries ----------------------------------------------------------
 log "building release binaries"
-cargo build -q --release --features axum --example users_api
+cargo build -q --release -p users-api
 cargo bench -q --no-run --bench limiter --bench overhead 2>/dev/null ||
   cargo bench --no-run --bench limiter --bench overhead
-API="$(cargo_target_dir)/release/examples/users_api"
+API="$(cargo_target_dir)/release/users-api"
 
 for _ in $(seq 1 60); do pgrep -x rustc >/dev/null || break
   [ "${waited:-}" ] || { log "a build is running on this machine: waiting for it (up to 5 min)"; waited=1; }

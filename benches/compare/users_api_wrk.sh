@@ -14,8 +14,8 @@ cd "$REPO_ROOT"
 need_command wrk
 SECONDS_RUN="${WRK_SECONDS:-10}"
 CONNECTIONS="${WRK_CONNECTIONS:-32}"
-cargo build -q --release --features axum --example users_api
-API="$(cargo_target_dir)/release/examples/users_api"
+cargo build -q --release -p users-api
+API="$(cargo_target_dir)/release/users-api"
 export RUST_LOG=warn IP_PER_SECOND=1000000 IP_BURST=1000000 LIMITER_PREFIX="dynagate-wrk:$$:"
 KEY="$("$API" issue-key --owner wrk --per-second 1000000 --burst 1000000 --per-day 1000000000)"
 

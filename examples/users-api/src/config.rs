@@ -1,0 +1,177 @@
+//! The service's settings: what `Config::from_env` reads from the environment
+//! (the README's table lists every variable), and the defaults the tests
+//! start from with `Config::new`.
+
+use std::time::Duration;
+
+use dynagate::http::TrustedProxies;
+use dynagate::limiter::FailurePolicy;
+
+/// Settings: `Config::from_env` reads them (see the README's table).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub users_table: String,
+    pub keys_table: String,
+    pub redis_url: String,
+    /// Redis Cluster nodes; when set, the limiter uses the cluster instead of `redis_url`.
+    pub redis_cluster_urls: Vec<String>,
+    /// Key prefix of the limiter's buckets in Redis.
+    pub limiter_prefix: String,
+    /// What the limiter answers when Redis cannot.
+    pub failure_policy: FailurePolicy,
+    pub trusted_proxies: TrustedProxies,
+    /// Deadline of one DynamoDB operation inside a request.
+    pub dynamodb_deadline: Duration,
+    /// Deadline of one Redis call of the limiter. The library's default is
+    /// 5 ms; on a loaded 2-core machine that sends many decisions to the
+    /// failure policy, so the example allows more.
+    pub limiter_deadline: Duration,
+    pub quotas: Quotas,
+    /// The capacity the fleet keeps the users table under.
+    pub table_capacity: TableCapacitySetting,
+    /// Key prefix of the capacity gate's buckets in Redis.
+    pub capacity_prefix: String,
+}
+
+/// Where the capacity gate of the users table gets the table's capacity.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TableCapacitySetting {
+    /// From `DescribeTable`; an on-demand table without a maximum goes ungated.
+    Describe,
+    /// These read and write units per second (a ceiling for on-demand tables).
+    Units { read: f64, write: f64 },
+    /// No gate.
+    Off,
+}
+
+impl TableCapacitySetting {
+    /// `describe`, `off`, or `READ,WRITE` units per second.
+    pub fn parse(text: &str) -> Result<TableCapacitySetting, String> {
+        match text.trim() {
+            "" | "describe" => Ok(TableCapacitySetting::Describe),
+            "off" => Ok(TableCapacitySetting::Off),
+            units => {
+                let parsed = units.split_once(',').and_then(|(r, w)| {
+                    Some((r.trim().parse::<f64>().ok()?, w.trim().parse::<f64>().ok()?))
+                });
+                match parsed {
+                    Some((read, write)) if read > 0.0 && write > 0.0 => {
+                        Ok(TableCapacitySetting::Units { read, write })
+                    }
+                    _ => Err(format!(
+                        "TABLE_CAPACITY must be describe, off, or READ,WRITE units per second above zero, got `{units}`"
+                    )),
+                }
+            }
+        }
+    }
+}
+
+/// The rate limits of the API.
+#[derive(Debug, Clone, Copy)]
+pub struct Quotas {
+    /// Per API key without a quota of its own: tokens per second, burst, per day.
+    pub key_per_second: u64,
+    pub key_burst: u64,
+    pub key_per_day: u64,
+    /// Failed authentications per client IP before 429; one more per minute.
+    pub failed_auth_burst: u64,
+    /// Per client IP across all keys: tokens per second and burst.
+    pub ip_per_second: u64,
+    pub ip_burst: u64,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Quotas {
+            key_per_second: 10,
+            key_burst: 20,
+            key_per_day: 100_000,
+            failed_auth_burst: 10,
+            ip_per_second: 50,
+            ip_burst: 100,
+        }
+    }
+}
+
+impl Config {
+    /// The defaults, on these tables and this Redis.
+    pub fn new(users_table: &str, keys_table: &str, redis_url: &str) -> Config {
+        Config {
+            users_table: users_table.to_owned(),
+            keys_table: keys_table.to_owned(),
+            redis_url: redis_url.to_owned(),
+            redis_cluster_urls: Vec::new(),
+            limiter_prefix: "dynagate:rl:".to_owned(),
+            failure_policy: FailurePolicy::fallback(1).expect("one instance"),
+            trusted_proxies: TrustedProxies::none(),
+            dynamodb_deadline: Duration::from_secs(2),
+            limiter_deadline: Duration::from_millis(50),
+            quotas: Quotas::default(),
+            table_capacity: TableCapacitySetting::Describe,
+            capacity_prefix: "dynagate:capacity".to_owned(),
+        }
+    }
+
+    /// The settings from the environment; the error names the variable that
+    /// is wrong.
+    pub fn from_env() -> Result<Config, String> {
+        let number = |name: &str, default: u64| -> Result<u64, String> {
+            match std::env::var(name).ok().filter(|v| !v.trim().is_empty()) {
+                None => Ok(default),
+                Some(v) => v
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("{name} must be a whole number, got `{v}`")),
+            }
+        };
+        let mut config = Config::new(
+            &env_or("USERS_TABLE", "users"),
+            &env_or("API_KEYS_TABLE", "api_keys"),
+            &env_or("REDIS_URL", "redis://127.0.0.1:6379"),
+        );
+        config.redis_cluster_urls = env_or("REDIS_CLUSTER_URLS", "")
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned)
+            .collect();
+        config.limiter_prefix = env_or("LIMITER_PREFIX", "dynagate:rl:");
+        let instances =
+            u32::try_from(number("INSTANCES", 1)?).map_err(|_| "INSTANCES is too large")?;
+        config.failure_policy = match env_or("LIMITER_FAILURE_POLICY", "fallback").as_str() {
+            "fallback" => FailurePolicy::fallback(instances).map_err(|e| e.to_string())?,
+            "fail-open" => FailurePolicy::FailOpen,
+            "fail-closed" => FailurePolicy::FailClosed,
+            other => {
+                return Err(format!(
+                    "LIMITER_FAILURE_POLICY must be fallback, fail-open or fail-closed, got `{other}`"
+                ));
+            }
+        };
+        config.trusted_proxies =
+            TrustedProxies::parse(&env_or("TRUSTED_PROXIES", "")).map_err(|e| e.to_string())?;
+        config.dynamodb_deadline = Duration::from_millis(number("DYNAMODB_DEADLINE_MS", 2000)?);
+        config.limiter_deadline = Duration::from_millis(number("LIMITER_DEADLINE_MS", 50)?);
+        config.table_capacity = TableCapacitySetting::parse(&env_or("TABLE_CAPACITY", "describe"))?;
+        config.capacity_prefix = env_or("CAPACITY_PREFIX", "dynagate:capacity");
+        let d = Quotas::default();
+        config.quotas = Quotas {
+            key_per_second: number("KEY_PER_SECOND", d.key_per_second)?,
+            key_burst: number("KEY_BURST", d.key_burst)?,
+            key_per_day: number("KEY_PER_DAY", d.key_per_day)?,
+            failed_auth_burst: number("FAILED_AUTH_BURST", d.failed_auth_burst)?,
+            ip_per_second: number("IP_PER_SECOND", d.ip_per_second)?,
+            ip_burst: number("IP_BURST", d.ip_burst)?,
+        };
+        Ok(config)
+    }
+}
+
+/// The variable `name`, or `default` when it is unset or blank.
+pub fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}

@@ -1,0 +1,42 @@
+//! The users API: dynagate's reference service, users in DynamoDB behind
+//! Redis rate limits.
+//!
+//! [`Config`] holds the settings ([`Config::from_env`] reads them), [`build`]
+//! connects to DynamoDB and Redis and returns the [`AppState`] with the
+//! rate-limit layer, [`app`] builds the router and [`run`] serves it.
+//! `main.rs` wires it from the environment; the tests wire it to their own
+//! tables and serve it on a real socket on port 0.
+//!
+//! | module | holds |
+//! |---|---|
+//! | `config` | the settings and the environment they come from |
+//! | `state` | what the handlers share, and `build` |
+//! | `capacity` | the users table's capacity gate |
+//! | `limits` | the quotas as a rate-limit layer |
+//! | `keys` | API keys: issued, stored hashed, looked up |
+//! | `model` | what clients send and get, and its validation |
+//! | `routes` | the handlers of `/api/v1/users` |
+//! | `errors` | every error as a response, in one place |
+//! | `readiness` | `/readyz` |
+//! | `telemetry` | request ids, the log line per request, metrics |
+//! | `openapi` | the `/openapi.json` document |
+//! | `app` | the router and the server |
+
+mod app;
+mod capacity;
+pub mod config;
+pub mod errors;
+pub mod keys;
+mod limits;
+pub mod model;
+mod openapi;
+mod readiness;
+pub mod routes;
+mod state;
+mod telemetry;
+
+pub use app::{BODY_LIMIT, app, run};
+pub use config::{Config, Quotas, TableCapacitySetting};
+pub use openapi::ApiDoc;
+pub use state::{AppState, build};
+pub use telemetry::metrics_handle;

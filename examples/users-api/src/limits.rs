@@ -1,0 +1,58 @@
+//! The API's rate limits: the configured quotas as token buckets in Redis,
+//! in front of every `/api/` route.
+
+use std::sync::Arc;
+
+use dynagate::http::RateLimitLayer;
+use dynagate::limiter::{Limits, Quota, RedisConnection, RedisLimiter};
+use http::Method;
+
+use crate::config::Config;
+use crate::keys::KeyStore;
+
+/// The rate-limit layer: callers authenticated by `keys`, limited per key,
+/// per address and per failed authentication, as `config.quotas` says.
+pub(crate) fn rate_limit_layer(
+    config: &Config,
+    redis: RedisConnection,
+    keys: KeyStore,
+) -> Result<RateLimitLayer, String> {
+    let limiter = RedisLimiter::builder(redis)
+        .prefix(config.limiter_prefix.clone())
+        .deadline(config.limiter_deadline)
+        .on_failure(config.failure_policy)
+        .build()
+        .map_err(|e| e.to_string())?;
+
+    let q = config.quotas;
+    let quota = |r: Result<Quota, _>| r.map_err(|e: dynagate::ConfigError| e.to_string());
+    let default_key = Limits::builder("key")
+        .limit(
+            "second",
+            quota(Quota::per_second(q.key_burst, q.key_per_second))?,
+        )
+        .limit("day", quota(Quota::per_day(q.key_per_day, q.key_per_day))?)
+        .build()
+        .map_err(|e| e.to_string())?;
+    // Strict: a few failed authentications per address, then one more a minute.
+    let failed_auth = Limits::builder("auth-fail")
+        .limit("minute", quota(Quota::per_minute(q.failed_auth_burst, 1))?)
+        .build()
+        .map_err(|e| e.to_string())?;
+    // One address cannot exceed this across all the keys it rotates through.
+    let ip_ceiling = Limits::builder("ip")
+        .limit(
+            "second",
+            quota(Quota::per_second(q.ip_burst, q.ip_per_second))?,
+        )
+        .build()
+        .map_err(|e| e.to_string())?;
+    RateLimitLayer::builder(Arc::new(limiter), default_key, failed_auth)
+        .authenticator(Arc::new(keys))
+        .ip_ceiling(ip_ceiling)
+        .trusted_proxies(config.trusted_proxies.clone())
+        .cost(|parts| if parts.method == Method::GET { 1 } else { 2 })
+        .exempt(|parts| !parts.uri.path().starts_with("/api/"))
+        .build()
+        .map_err(|e| e.to_string())
+}

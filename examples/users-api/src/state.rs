@@ -1,0 +1,81 @@
+//! What the handlers share, and `build`, which connects to DynamoDB and Redis
+//! and assembles it with the rate-limit layer.
+
+use aws_config::SdkConfig;
+use dynagate::http::RateLimitLayer;
+use dynagate::limiter::RedisConnection;
+use dynagate::repository::{KeySchema, KeyType, Repository};
+use dynagate::{ResilientClient, RetryPolicy};
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::capacity::capacity_gate;
+use crate::config::Config;
+use crate::keys::{ApiKeyRecord, KeyStore};
+use crate::limits::rate_limit_layer;
+use crate::model::User;
+use crate::telemetry::metrics_handle;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub users: Repository<User>,
+    pub keys: KeyStore,
+    pub dynamodb: ResilientClient,
+    pub users_table: String,
+    pub redis: RedisConnection,
+    pub metrics: PrometheusHandle,
+}
+
+/// Connects to DynamoDB and Redis and builds the state and the rate-limit layer.
+pub async fn build(config: &Config, aws: &SdkConfig) -> Result<(AppState, RateLimitLayer), String> {
+    let policy = RetryPolicy::builder()
+        .deadline(config.dynamodb_deadline)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let redis = connect_redis(config).await?;
+    let mut dynamodb = ResilientClient::new(aws, policy);
+    if let Some(gate) = capacity_gate(config, &dynamodb, redis.clone()).await? {
+        dynamodb = dynamodb.with_gate(gate);
+    }
+    let users = Repository::new(
+        dynamodb.clone(),
+        &config.users_table,
+        KeySchema::partition("user_id", KeyType::String),
+    );
+    let key_records: Repository<ApiKeyRecord> = Repository::new(
+        dynamodb.clone(),
+        &config.keys_table,
+        KeySchema::partition("key_hash", KeyType::String),
+    );
+    let keys = KeyStore::new(key_records);
+    let layer = rate_limit_layer(config, redis.clone(), keys.clone())?;
+
+    let state = AppState {
+        users,
+        keys,
+        dynamodb,
+        users_table: config.users_table.clone(),
+        redis,
+        metrics: metrics_handle(),
+    };
+    Ok((state, layer))
+}
+
+/// The Redis Cluster when `redis_cluster_urls` names one, else `redis_url`.
+async fn connect_redis(config: &Config) -> Result<RedisConnection, String> {
+    Ok(if config.redis_cluster_urls.is_empty() {
+        redis::Client::open(config.redis_url.as_str())
+            .map_err(|e| format!("REDIS_URL {}: {e}", config.redis_url))?
+            .get_connection_manager()
+            .await
+            .map_err(|e| format!("Redis at {}: {e}", config.redis_url))?
+            .into()
+    } else {
+        redis::cluster::ClusterClient::new(config.redis_cluster_urls.clone())
+            .map_err(|e| format!("REDIS_CLUSTER_URLS: {e}"))?
+            .get_async_connection()
+            .await
+            .map_err(|e| format!("Redis Cluster at {:?}: {e}", config.redis_cluster_urls))?
+            .into()
+    })
+}

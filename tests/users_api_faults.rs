@@ -1,0 +1,143 @@
+//! The users API when what it depends on fails: DynamoDB throttling through
+//! the fault proxy, the table's capacity gate, and a dead Redis.
+#![cfg(feature = "axum")]
+
+mod common;
+mod users_api_server;
+
+use std::time::Duration;
+
+use dynagate::http::TrustedProxies;
+use dynagate::limiter::FailurePolicy;
+use dynagate_fault_proxy::Rule;
+use http::{Method, Request, StatusCode};
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use users_api_server::{Api, assert_error, user};
+
+#[tokio::test]
+async fn dynamodb_throttling_that_outlasts_the_deadline_is_503_with_retry_after() {
+    // Every PutItem throttled: the create backs off until the 1.5 s deadline.
+    let throttle_puts = Rule::new("*", "PutItem").with_error(
+        dynagate_fault_proxy::ErrorKind::ProvisionedThroughputExceeded,
+        1.0,
+    );
+    let proxy = common::fault_proxy(vec![throttle_puts], 4).await;
+    let api = Api::start_with(Some(proxy.url()), (100, 100), TrustedProxies::none()).await;
+    let reply = api
+        .call(Method::POST, "/api/v1/users", &[], &user("t"))
+        .await;
+    assert_error(&reply, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    let retry_after: u64 = reply.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after >= 1);
+    assert!(
+        !reply.json["message"]
+            .as_str()
+            .unwrap()
+            .contains("Exception"),
+        "no internals"
+    );
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn over_the_tables_capacity_a_write_is_503_with_retry_after_and_never_sent() {
+    // The users table may take 1 write a second: the fleet's gate gives the
+    // first create its turn and refuses the next ones at once.
+    let proxy = common::fault_proxy(Vec::new(), 6).await;
+    let api = Api::start_configured(Some(proxy.url()), (100, 100), |config| {
+        config.table_capacity = users_api::TableCapacitySetting::Units {
+            read: 100.0,
+            write: 1.0,
+        };
+        config.dynamodb_deadline = Duration::from_millis(300);
+    })
+    .await;
+    let first = api
+        .call(Method::POST, "/api/v1/users", &[], &user("first"))
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{:?}", first.json);
+    let mut refused = 0;
+    for i in 0..3 {
+        let reply = api
+            .call(Method::POST, "/api/v1/users", &[], &user(&format!("u{i}")))
+            .await;
+        assert_error(&reply, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+        let retry_after: u64 = reply.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(retry_after >= 1, "{retry_after}");
+        refused += 1;
+    }
+    let puts = proxy.stats().operation(api.users.name(), "PutItem");
+    assert_eq!(
+        puts.requests, 1,
+        "only the admitted create reached DynamoDB: {puts:?}"
+    );
+    assert_eq!(refused, 3);
+    proxy.shutdown().await;
+}
+
+#[tokio::test]
+async fn with_redis_dead_requests_follow_the_failure_policy_not_500() {
+    let mut redis = common::ThrowawayRedis::start().await;
+    let users = common::TestTable::create_with_key("api-users", "user_id").await;
+    let keys = common::TestTable::create_with_key("api-keys", "key_hash").await;
+    let mut config = users_api::Config::new(users.name(), keys.name(), &redis.url);
+    config.limiter_prefix = "dynagate-test:dead-redis:".to_owned();
+    config.failure_policy = FailurePolicy::fallback(2).unwrap();
+    config.dynamodb_deadline = Duration::from_millis(1500);
+    config.limiter_deadline = Duration::from_millis(250);
+    let (state, limits) = users_api::build(&config, &common::sdk_config().await)
+        .await
+        .unwrap();
+    let key = state.keys.issue("tests", 100, 100, 100_000).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(users_api::run(
+        listener,
+        users_api::app(state, Some(limits)),
+        std::future::pending(),
+    ));
+
+    redis.kill();
+
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let request = Request::builder()
+            .uri(format!("http://{addr}/api/v1/users/nobody"))
+            .header("x-api-key", &key)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        statuses.push(client.request(request).await.unwrap().status());
+    }
+    // The in-memory fallback decides (half the quota each, 2 instances): the
+    // requests are served, none fails with a server error.
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::NOT_FOUND),
+        "{statuses:?}"
+    );
+    let ready = client
+        .request(
+            Request::builder()
+                .uri(format!("http://{addr}/readyz"))
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ready.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "readiness reports the dead Redis"
+    );
+}

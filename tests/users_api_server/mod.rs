@@ -1,0 +1,183 @@
+//! A users API served on a real socket on port 0, on its own tables and
+//! limiter prefix, with a client that speaks to it: what every
+//! `tests/users_api_*.rs` starts from.
+#![allow(dead_code)] // each test binary uses a part of it
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use dynagate::http::TrustedProxies;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+use crate::common;
+
+/// A running users API on its own tables and limiter prefix.
+pub struct Api {
+    addr: SocketAddr,
+    /// An API key issued for the test.
+    pub key: String,
+    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    stop: Option<oneshot::Sender<()>>,
+    /// The users table (the tests read its name); dropped with the API.
+    pub users: common::TestTable,
+    _keys: common::TestTable,
+    _redis_keys: common::KeySpace,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub json: Value,
+}
+
+impl Api {
+    pub async fn start() -> Api {
+        Self::start_with(None, (100, 100), TrustedProxies::none()).await
+    }
+
+    /// `endpoint`: serve DynamoDB calls through this URL instead (a fault
+    /// proxy); `quota`: the test key's tokens per second and burst;
+    /// `trusted`: the proxies whose forwarding headers count.
+    pub async fn start_with(
+        endpoint: Option<String>,
+        quota: (u64, u64),
+        trusted: TrustedProxies,
+    ) -> Api {
+        Self::start_configured(endpoint, quota, |config| config.trusted_proxies = trusted).await
+    }
+
+    /// [`start_with`](Api::start_with), `configure` changing the service's
+    /// configuration last.
+    pub async fn start_configured(
+        endpoint: Option<String>,
+        quota: (u64, u64),
+        configure: impl FnOnce(&mut users_api::Config),
+    ) -> Api {
+        let users = common::TestTable::create_with_key("api-users", "user_id").await;
+        let keys = common::TestTable::create_with_key("api-keys", "key_hash").await;
+        let (_, redis_keys) = common::redis().await;
+        let mut config = users_api::Config::new(users.name(), keys.name(), &common::redis_url());
+        config.limiter_prefix = redis_keys.prefix().to_owned();
+        config.capacity_prefix = redis_keys.key("capacity");
+        config.dynamodb_deadline = Duration::from_millis(1500);
+        config.limiter_deadline = Duration::from_millis(250);
+        configure(&mut config);
+        let mut aws = common::sdk_config().await;
+        if let Some(endpoint) = endpoint {
+            aws = aws.to_builder().endpoint_url(endpoint).build();
+        }
+        // Keys are issued directly against DynamoDB Local, not through a proxy.
+        let (direct, _) = users_api::build(&config, &common::sdk_config().await)
+            .await
+            .unwrap();
+        let key = direct
+            .keys
+            .issue("tests", quota.0, quota.1, 100_000)
+            .await
+            .unwrap();
+        let (state, limits) = users_api::build(&config, &aws).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(users_api::run(
+            listener,
+            users_api::app(state, Some(limits)),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        Api {
+            addr,
+            key,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            stop: Some(stop),
+            users,
+            _keys: keys,
+            _redis_keys: redis_keys,
+        }
+    }
+
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Reply {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = self
+            .client
+            .request(
+                request
+                    .body(Full::new(Bytes::from(body.to_owned())))
+                    .unwrap(),
+            )
+            .await
+            .expect("the API answers");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let json = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Reply {
+            status,
+            headers,
+            json,
+        }
+    }
+
+    /// An authenticated JSON request.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        extra: &[(&str, &str)],
+        body: &str,
+    ) -> Reply {
+        let mut headers = vec![
+            ("x-api-key", self.key.as_str()),
+            ("content-type", "application/json"),
+        ];
+        headers.extend_from_slice(extra);
+        self.send(method, path, &headers, body).await
+    }
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub fn user(id: &str) -> String {
+    json!({ "user_id": id, "email": format!("{id}@example.com"), "name": "Ada Lovelace" })
+        .to_string()
+}
+
+pub fn assert_error(reply: &Reply, status: StatusCode, code: &str) {
+    assert_eq!(reply.status, status, "{:?}", reply.json);
+    assert_eq!(reply.json["error"], code, "{:?}", reply.json);
+    assert!(
+        reply.json["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
+    assert_eq!(reply.headers["content-type"], "application/json");
+}
