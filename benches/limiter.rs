@@ -13,6 +13,12 @@
 //! Run with the stack up: `cargo bench --bench limiter`. Settings:
 //! `REDIS_URL` (default `redis://127.0.0.1:6379`), `BENCH_CONCURRENCY`
 //! (default 32), `BENCH_SECONDS` (default 5), `BENCH_DEADLINE_MS` (default 100).
+//! Besides printing its table, it writes it to `benches/results/limiter.md`.
+
+mod common;
+
+use common::env_number;
+use common::results::{Results, redis_version, say};
 
 use std::process::Command;
 use std::sync::Arc;
@@ -23,13 +29,6 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 const SUBJECTS: u64 = 10_000;
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn percentile(sorted: &[u32], p: f64) -> Duration {
     if sorted.is_empty() {
@@ -142,6 +141,16 @@ fn redis_benchmark(
     (fields[0], fields[3], fields[5])
 }
 
+/// `redis-benchmark --version`, without its build details.
+fn redis_benchmark_version() -> Option<String> {
+    let output = Command::new("redis-benchmark")
+        .arg("--version")
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.split_whitespace().nth(1).map(str::to_owned)
+}
+
 async fn delete_prefixed(connection: &mut redis::aio::ConnectionManager, prefix: &str) -> usize {
     let mut deleted = 0;
     let mut cursor = 0u64;
@@ -181,6 +190,7 @@ async fn main() {
     let seconds = env_number("BENCH_SECONDS", 5);
     let deadline_ms = env_number("BENCH_DEADLINE_MS", 100).max(1);
     let prefix = format!("dynagate-bench:{}:", std::process::id());
+    let mut results = Results::start("limiter");
 
     let client = redis::Client::open(url.as_str()).expect("REDIS_URL");
     let mut admin = redis::aio::ConnectionManager::new(client.clone())
@@ -198,6 +208,12 @@ async fn main() {
     .build()
     .expect("limiter");
     limiter.load_script().await.expect("SCRIPT LOAD");
+    if let Some(version) = redis_version(&mut admin).await {
+        results.version("Redis", version);
+    }
+    if let Some(version) = redis_benchmark_version() {
+        results.version("redis-benchmark", version);
+    }
     let quota = Quota::per_second(100, 50).expect("quota");
     let limits = Arc::new(Limits::single("bench", "second", quota).expect("limits"));
 
@@ -227,26 +243,34 @@ async fn main() {
     let limit = rb_rate.max(pl_rate);
     let deleted = delete_prefixed(&mut admin, &prefix).await;
 
-    println!();
-    println!(
+    say!(results);
+    say!(
+        results,
         "Redis limiter against {url}: one limit (100 tokens, 50/s), cost 1, {SUBJECTS} subjects, {deadline_ms} ms deadline"
     );
-    println!();
-    println!("| client | concurrency | decisions/s | p50 | p99 |");
-    println!("|---|---|---|---|---|");
-    println!(
+    say!(results);
+    say!(
+        results,
+        "| client | concurrency | decisions/s | p50 | p99 |"
+    );
+    say!(results, "|---|---|---|---|---|");
+    say!(
+        results,
         "| dynagate `RedisLimiter::check`, decided by Redis | {concurrency} tasks, 1 multiplexed connection | {rate:.0} | {:.3} ms | {:.3} ms |",
         p50.as_secs_f64() * 1000.0,
         p99.as_secs_f64() * 1000.0
     );
-    println!(
+    say!(
+        results,
         "| redis-benchmark `EVALSHA` (same script) | {concurrency} connections | {rb_rate:.0} | {rb_p50:.3} ms | {rb_p99:.3} ms |"
     );
-    println!(
+    say!(
+        results,
         "| redis-benchmark `EVALSHA` (same script) | 1 connection, pipeline of {concurrency} | {pl_rate:.0} | {pl_p50:.3} ms | {pl_p99:.3} ms |"
     );
-    println!();
-    println!(
+    say!(results);
+    say!(
+        results,
         "ratio dynagate / physical limit (the faster redis-benchmark): {:.2} ({} decisions in {:.1} s; {} by Redis, {} by the deny cache or the policy; {} allowed)",
         rate / limit,
         run.decisions,
@@ -255,5 +279,6 @@ async fn main() {
         run.decisions - run.by_redis,
         run.allowed
     );
+    results.save();
     println!("cleaned up {deleted} keys under {prefix}");
 }

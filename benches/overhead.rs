@@ -14,9 +14,9 @@
 //! shared, noisy machine falls on all alike. All clients are built from one
 //! `SdkConfig`.
 //!
-//! Two readings, because throughput alone is noisy here (DynamoDB Local's JVM,
-//! the client and everything else share two cores; one variant's throughput
-//! moves by ±15% between runs):
+//! Two readings, because throughput alone is noisy on a shared machine
+//! (DynamoDB Local's JVM, the client and everything else share its cores, and
+//! one variant's throughput moves between runs by more than the gap measured):
 //! - throughput: the aggregate, and the median over passes of the ratio of
 //!   two variants measured minutes apart at most (with the range), which
 //!   cancels slow drift;
@@ -30,11 +30,14 @@
 //! deposit), timed over 1,000,000 calls: the cost the loop itself adds to each
 //! call, next to the client CPU an SDK call costs.
 //!
-//! Run with the stack up: `cargo bench --bench overhead`. The last line,
-//! `OVERHEAD_JSON {...}`, is for `bench/compare.sh`.
+//! Run with the stack up: `cargo bench --bench overhead`. Besides printing
+//! its table, it writes it to `benches/results/overhead.md` (the client CPU
+//! per operation is in the table). The last line, `OVERHEAD_JSON {...}`, is
+//! for `benches/compare/compare.sh` and stays out of the result file.
 
 mod common;
 
+use common::results::{Results, say};
 use common::{create_table, endpoint, env_number, local_config};
 
 use std::sync::Arc;
@@ -261,6 +264,7 @@ async fn main() {
     let rounds = env_number("BENCH_ROUNDS", 10).max(1);
     let writes = env_number("BENCH_WRITE_PERCENT", 50).min(100);
     let write_share = writes as f64 / 100.0;
+    let mut results = Results::start("overhead");
     let endpoint = endpoint();
     let config = local_config(&endpoint);
     let sdk = Client::new(&config);
@@ -338,31 +342,46 @@ async fn main() {
     let cpu_overhead = (rows[2].4 / rows[0].4 - 1.0) * 100.0;
     let cpu_overhead_bare = (rows[2].4 / rows[1].4 - 1.0) * 100.0;
 
-    println!();
-    println!(
+    say!(results);
+    say!(
+        results,
         "Unthrottled GetItem/PutItem ({}/{writes}, 1,000 items of ~200 B) against {endpoint}, {concurrency} tasks, {rounds} rotating rounds of {seconds} s per variant",
         100 - writes
     );
-    println!();
-    println!("| client | ops/s | p50 | p99 | client CPU / op | errors |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    say!(results);
+    say!(
+        results,
+        "| client | ops/s | p50 | p99 | client CPU / op | errors |"
+    );
+    say!(results, "|---|---:|---:|---:|---:|---:|");
     for (name, rate, p50, p99, cpu, errors) in &rows {
-        println!("| {name} | {rate:.0} | {p50:.3} ms | {p99:.3} ms | {cpu:.1} us | {errors} |");
+        say!(
+            results,
+            "| {name} | {rate:.0} | {p50:.3} ms | {p99:.3} ms | {cpu:.1} us | {errors} |"
+        );
     }
-    println!();
-    println!("dynagate's overhead (positive: dynagate is slower or costs more):");
-    println!(
+    say!(results);
+    say!(
+        results,
+        "dynagate's overhead (positive: dynagate is slower or costs more):"
+    );
+    say!(
+        results,
         "  throughput, whole run:        {overhead:+.2}% vs the plain SDK, {overhead_bare:+.2}% vs the SDK with retries off"
     );
-    println!(
+    say!(
+        results,
         "  throughput, median of passes: {paired:+.2}% (range {paired_min:+.1}..{paired_max:+.1}) vs the plain SDK, {paired_bare:+.2}% (range {paired_bare_min:+.1}..{paired_bare_max:+.1}) vs retries off"
     );
-    println!(
+    say!(
+        results,
         "  client CPU per operation:     {cpu_overhead:+.2}% vs the plain SDK, {cpu_overhead_bare:+.2}% vs retries off"
     );
-    println!(
+    say!(
+        results,
         "  the retry loop alone (no server, an attempt that succeeds at once): {loop_ns:.0} ns per call, {loop_share:.2}% of the plain SDK's client CPU per operation"
     );
+    results.save();
     let json = |(_, rate, p50, p99, cpu, errors): &(&str, f64, f64, f64, f64, u64)| {
         format!(
             "{{\"ops_per_s\":{rate:.1},\"p50_ms\":{p50:.3},\"p99_ms\":{p99:.3},\"cpu_us_per_op\":{cpu:.2},\"errors\":{errors}}}"

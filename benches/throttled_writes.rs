@@ -10,19 +10,20 @@
 //!
 //! Run with `./dev.sh bench` (starts DynamoDB Local), or with the stack up:
 //! `cargo bench --bench throttled_writes`. Settings: `BENCH_CAPACITY` (WCU/s,
-//! default 50), `BENCH_WRITES` (default 1000).
+//! default 50), `BENCH_WRITES` (default 1000). Besides printing its table, it
+//! writes it to `benches/results/throttled_writes.md`.
 
 mod common;
 
+use common::results::{Results, say};
+use common::writer::Writer;
 use common::{create_table, endpoint, env_number, local_config};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
-use aws_sdk_dynamodb::types::AttributeValue;
-use dynagate::{Operation, ResilientClient, RetryPolicy};
+use dynagate::{ResilientClient, RetryPolicy};
 use dynagate_fault_proxy::{
     Capacity, FaultProxy, ProxyConfig, Rule, RuleSet, RunningProxy, Upstream,
 };
@@ -40,46 +41,6 @@ impl Variant {
             Variant::SdkStandard => "AWS SDK, standard retry mode",
             Variant::SdkAdaptive => "AWS SDK, adaptive retry mode",
             Variant::Dynagate => "dynagate ResilientClient",
-        }
-    }
-}
-
-#[derive(Clone)]
-enum Writer {
-    Sdk(Client),
-    Dynagate(ResilientClient),
-}
-
-impl Writer {
-    /// `Ok` on success, else why the write was given up.
-    async fn put(&self, table: &str, key: String) -> Result<(), String> {
-        let payload = AttributeValue::S("x".repeat(400));
-        match self {
-            Writer::Sdk(sdk) => sdk
-                .put_item()
-                .table_name(table)
-                .item("pk", AttributeValue::S(key))
-                .item("payload", payload)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| match e.as_service_error() {
-                    Some(service) if service.is_provisioned_throughput_exceeded_exception() => {
-                        "throttled".to_owned()
-                    }
-                    _ => "other".to_owned(),
-                }),
-            Writer::Dynagate(client) => client
-                .call(Operation::write("PutItem", table).idempotent(), |sdk| {
-                    sdk.put_item()
-                        .table_name(table)
-                        .item("pk", AttributeValue::S(key.clone()))
-                        .item("payload", payload.clone())
-                        .send()
-                })
-                .await
-                .map(|_| ())
-                .map_err(|e| e.reason().label().to_owned()),
         }
     }
 }
@@ -177,6 +138,7 @@ async fn main() {
     let upstream = endpoint();
     let admin = aws_sdk_dynamodb::Client::new(&local_config(&upstream));
     let run_id = std::process::id();
+    let mut results = Results::start("throttled_writes");
 
     let variants = [
         Variant::SdkStandard,
@@ -190,7 +152,8 @@ async fn main() {
     for table in &tables {
         create_table(&admin, table).await;
     }
-    println!(
+    say!(
+        results,
         "throttled_writes: {writes} PutItem (1 WCU each) offered at {} writes/s against {capacity} WCU/s \
          provisioned (fault proxy capacity model, empty burst bank), DynamoDB Local behind it",
         2 * capacity
@@ -202,17 +165,9 @@ async fn main() {
         let proxy = start_proxy(&upstream, table, capacity).await;
         let through_proxy = local_config(&proxy.url());
         let writer = match variant {
-            Variant::SdkStandard => Writer::Sdk(Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(&through_proxy)
-                    .retry_config(RetryConfig::standard())
-                    .build(),
-            )),
-            Variant::SdkAdaptive => Writer::Sdk(Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(&through_proxy)
-                    .retry_config(RetryConfig::adaptive())
-                    .build(),
-            )),
-            Variant::Dynagate => Writer::Dynagate(ResilientClient::new(
+            Variant::SdkStandard => Writer::sdk(&through_proxy, RetryConfig::standard()),
+            Variant::SdkAdaptive => Writer::sdk(&through_proxy, RetryConfig::adaptive()),
+            Variant::Dynagate => Writer::dynagate(ResilientClient::new(
                 &through_proxy,
                 RetryPolicy::builder().seed(1).build().expect("policy"),
             )),
@@ -221,13 +176,15 @@ async fn main() {
         proxy.shutdown().await;
     }
 
-    println!();
-    println!(
+    say!(results);
+    say!(
+        results,
         "| variant | writes completed | give-ups | attempts | attempts / success | throttled | completion time | p50 | p99 | give-up reasons |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    say!(results, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for o in &outcomes {
-        println!(
+        say!(
+            results,
             "| {} | {} / {} | {} | {} | {:.2} | {} | {:.1} s | {:.0} ms | {:.0} ms | {} |",
             o.variant.name(),
             o.completed,
@@ -248,14 +205,16 @@ async fn main() {
     }
     let sdk = &outcomes[0];
     let ours = &outcomes[2];
-    println!();
-    println!(
+    say!(results);
+    say!(
+        results,
         "dynagate vs SDK standard: {:.2}x writes completed, {:.2}x give-ups, {:.2}x attempts per success",
         ours.completed as f64 / sdk.completed.max(1) as f64,
         ours.give_ups() as f64 / sdk.give_ups().max(1) as f64,
         (ours.attempts as f64 / ours.completed.max(1) as f64)
             / (sdk.attempts as f64 / sdk.completed.max(1) as f64),
     );
+    results.save();
 
     for table in &tables {
         let _ = admin.delete_table().table_name(table).send().await;

@@ -1,6 +1,10 @@
 //! What the benchmark programs share: DynamoDB Local's address and
-//! credentials, a table to write to, and settings from the environment.
+//! credentials, a table to write to, settings from the environment, the
+//! write the throttling benches offer, and the result file each bench writes.
 #![allow(dead_code)] // each bench uses a part
+
+pub mod results;
+pub mod writer;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::Client;
