@@ -196,7 +196,7 @@ async fn main() {
     let mut admin = redis::aio::ConnectionManager::new(client.clone())
         .await
         .unwrap_or_else(|e| {
-            panic!("Redis at {url}: {e} (start it: localstack/stack.sh start redis)")
+            panic!("Redis at {url}: {e} (start it: stack/stack.sh start redis)")
         });
     let limiter = RedisLimiter::builder(
         redis::aio::ConnectionManager::new(client)
@@ -214,7 +214,7 @@ async fn main() {
     if let Some(version) = redis_benchmark_version() {
         results.version("redis-benchmark", version);
     }
-    let quota = Quota::per_second(100, 50).expect("quota");
+    let quota = Quota::per_second(50).burst(100).expect("quota");
     let limits = Arc::new(Limits::single("bench", "second", quota).expect("limits"));
 
     // Warm up connections and the script cache.

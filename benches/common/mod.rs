@@ -64,7 +64,7 @@ pub async fn create_table(admin: &Client, name: &str) {
         .await
         .unwrap_or_else(|e| {
             panic!(
-                "creating {name} at {}: {e:?}; start DynamoDB Local with `localstack/stack.sh start dynamodb`",
+                "creating {name} at {}: {e:?}; start DynamoDB Local with `stack/stack.sh start dynamodb`",
                 endpoint()
             )
         });

@@ -48,7 +48,7 @@
 //! # Running
 //!
 //! `./dev.sh bench` starts the stack and runs this with the other benchmarks.
-//! With the stack up (`localstack/stack.sh start dynamodb redis`):
+//! With the stack up (`stack/stack.sh start dynamodb redis`):
 //! `cargo bench --bench goodput`. Settings: `BENCH_CAPACITY` (WCU/s, default
 //! 100), `BENCH_SECONDS` (default 20), `BENCH_PROCESSES` (default 8),
 //! `AWS_ENDPOINT_URL` (DynamoDB Local), `REDIS_URL`. Besides printing its

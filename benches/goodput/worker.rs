@@ -63,15 +63,11 @@ impl GateSpec {
             .await
             .unwrap_or_else(|e| {
                 panic!(
-                    "connecting to Redis at {}: {e}; start it with `localstack/stack.sh start redis`",
+                    "connecting to Redis at {}: {e}; start it with `stack/stack.sh start redis`",
                     self.redis_url
                 )
             });
-        let table = TableCapacity::provisioned(
-            self.table.clone(),
-            self.units_per_second,
-            self.units_per_second,
-        );
+        let table = TableCapacity::provisioned(self.table.clone(), Throughput { read: self.units_per_second, write: self.units_per_second });
         CapacityGate::builder(connection)
             .prefix(self.prefix.clone())
             .table(table)

@@ -19,7 +19,7 @@ pub(crate) async fn capacity_gate(
     let capacity = match config.table_capacity {
         TableCapacitySetting::Off => return Ok(None),
         TableCapacitySetting::Units { read, write } => {
-            TableCapacity::provisioned(table.as_str(), read, write)
+            TableCapacity::provisioned(table.as_str(), Throughput { read: read, write: write })
         }
         TableCapacitySetting::Describe => {
             match TableCapacity::describe(dynamodb.sdk(), table).await {

@@ -29,25 +29,27 @@ pub(crate) fn rate_limit_layer(
     let default_key = Limits::builder("key")
         .limit(
             "second",
-            quota(Quota::per_second(q.key_burst, q.key_per_second))?,
+            quota(Quota::per_second(q.key_per_second).burst(q.key_burst))?,
         )
-        .limit("day", quota(Quota::per_day(q.key_per_day, q.key_per_day))?)
+        .limit("day", quota(Quota::per_day(q.key_per_day).burst(q.key_per_day))?)
         .build()
         .map_err(|e| e.to_string())?;
     // Strict: a few failed authentications per address, then one more a minute.
     let failed_auth = Limits::builder("auth-fail")
-        .limit("minute", quota(Quota::per_minute(q.failed_auth_burst, 1))?)
+        .limit("minute", quota(Quota::per_minute(1).burst(q.failed_auth_burst))?)
         .build()
         .map_err(|e| e.to_string())?;
     // One address cannot exceed this across all the keys it rotates through.
     let ip_ceiling = Limits::builder("ip")
         .limit(
             "second",
-            quota(Quota::per_second(q.ip_burst, q.ip_per_second))?,
+            quota(Quota::per_second(q.ip_per_second).burst(q.ip_burst))?,
         )
         .build()
         .map_err(|e| e.to_string())?;
-    RateLimitLayer::builder(Arc::new(limiter), default_key, failed_auth)
+    RateLimitLayer::builder(Arc::new(limiter))
+        .key_limits(default_key)
+        .failed_auth(failed_auth)
         .authenticator(Arc::new(keys))
         .ip_ceiling(ip_ceiling)
         .trusted_proxies(config.trusted_proxies.clone())
