@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The command that starts every server the tests need.
-pub const START_COMMAND: &str = "localstack/stack.sh start";
+pub const START_COMMAND: &str = "stack/stack.sh start";
 /// The command that starts the stack and runs the whole suite.
 pub const TEST_COMMAND: &str = "./dev.sh test";
 

@@ -1,7 +1,7 @@
 //! The one harness for dynagate's integration tests.
 //!
 //! Endpoints come from the environment, with defaults that match the native
-//! local stack (`localstack/stack.sh start`):
+//! local stack (`stack/stack.sh start`):
 //!
 //! | variable             | default                                                        |
 //! |----------------------|----------------------------------------------------------------|
