@@ -5,119 +5,13 @@
 
 mod common;
 
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::ThrowawayRedis;
 use dynagate::limiter::{
     BreakerSettings, CircuitState, DecidedBy, Decision, FailurePolicy, Limits, Outcome, Quota,
     RateLimiter, RedisLimiter,
 };
-
-/// A `redis-server` child process on a port of its own.
-struct OwnRedis {
-    port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-    paused: bool,
-}
-
-impl OwnRedis {
-    fn start() -> OwnRedis {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = std::env::temp_dir().join(common::unique_name("dynagate-limiter-redis"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut redis = OwnRedis {
-            port,
-            dir,
-            child: None,
-            paused: false,
-        };
-        redis.spawn();
-        redis
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (Debian's redis-server package)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not start on {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    async fn manager(&self) -> redis::aio::ConnectionManager {
-        let client = redis::Client::open(self.url()).unwrap();
-        redis::aio::ConnectionManager::new(client).await.unwrap()
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            self.signal("-CONT");
-            self.paused = false;
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn restart(&mut self) {
-        self.stop();
-        self.spawn();
-    }
-
-    fn signal(&self, signal: &str) {
-        if let Some(child) = &self.child {
-            let status = Command::new("kill")
-                .args([signal, &child.id().to_string()])
-                .status()
-                .unwrap();
-            assert!(status.success(), "kill {signal}");
-        }
-    }
-
-    /// Freezes the server: connections stay open, nothing is answered.
-    fn pause(&mut self) {
-        self.signal("-STOP");
-        self.paused = true;
-    }
-
-    fn resume(&mut self) {
-        self.signal("-CONT");
-        self.paused = false;
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        if self.paused {
-            self.signal("-CONT");
-        }
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 fn daily(capacity: u64) -> Limits {
     Limits::single("faults", "day", Quota::per_day(capacity, capacity).unwrap()).unwrap()
@@ -162,7 +56,7 @@ async fn until_redis_decides(limiter: &RedisLimiter, limits: &Limits, subject: &
 
 #[tokio::test]
 async fn script_flush_between_calls_is_never_seen_by_callers() {
-    let redis = OwnRedis::start();
+    let redis = ThrowawayRedis::start().await;
     let mut admin = redis.manager().await;
     // Fail closed: any error that reached the policy would show as a denial.
     let limiter = limiter(
@@ -203,7 +97,7 @@ async fn script_flush_between_calls_is_never_seen_by_callers() {
 
 #[tokio::test]
 async fn a_stopped_redis_gets_each_policys_answer_and_a_restart_is_recovered() {
-    let mut redis = OwnRedis::start();
+    let mut redis = ThrowawayRedis::start().await;
     let policies = [
         FailurePolicy::FailOpen,
         FailurePolicy::FailClosed,
@@ -223,7 +117,7 @@ async fn a_stopped_redis_gets_each_policys_answer_and_a_restart_is_recovered() {
         assert_eq!(d.decided_by(), DecidedBy::Redis);
     }
 
-    redis.stop();
+    redis.kill();
     for limiter in &limiters {
         let mut decisions = Vec::new();
         for _ in 0..12 {
@@ -269,7 +163,7 @@ async fn a_stopped_redis_gets_each_policys_answer_and_a_restart_is_recovered() {
         }
     }
 
-    redis.restart();
+    redis.restart().await;
     for limiter in &limiters {
         let d = until_redis_decides(limiter, &limits, "restarted").await;
         assert!(d.allowed());
@@ -279,7 +173,7 @@ async fn a_stopped_redis_gets_each_policys_answer_and_a_restart_is_recovered() {
 
 #[tokio::test]
 async fn a_hung_redis_costs_a_deadline_until_the_circuit_opens() {
-    let mut redis = OwnRedis::start();
+    let mut redis = ThrowawayRedis::start().await;
     let limiter = limiter(
         redis.manager().await,
         FailurePolicy::FailClosed,

@@ -6,6 +6,9 @@
 //! rule matching `T`/`O` applies, and for each setting the most specific rule
 //! that sets it wins: `T:O` over `T:*` over `*:O` over `*:*`. Error
 //! probabilities combine per kind the same way.
+//!
+//! Here: a rule and a rule set, parsed and validated. `settings` holds what a
+//! rule can set; `resolve` which rules match a request and how they combine.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +17,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::ConfigError;
 use crate::inject::ErrorKind;
 use crate::operation::OPERATIONS;
+
+mod resolve;
+mod settings;
+
+pub use resolve::Effective;
+pub use settings::{Capacity, HotKey, Latency};
 
 /// One rule. Unset settings inherit from less specific rules.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -92,16 +101,6 @@ impl Rule {
         format!("{}:{}", self.table, self.operation)
     }
 
-    /// 0 for `*:*` up to 3 for `table:operation`.
-    fn specificity(&self) -> u8 {
-        u8::from(self.table != "*") * 2 + u8::from(self.operation != "*")
-    }
-
-    fn matches(&self, table: &str, operation: &str) -> bool {
-        (self.table == "*" || self.table == table)
-            && (self.operation == "*" || self.operation == operation)
-    }
-
     fn validate(&self) -> Result<(), ConfigError> {
         let fail = |problem: String| ConfigError::Rule {
             rule: self.name(),
@@ -152,152 +151,6 @@ fn check_probability(p: f64) -> Result<(), String> {
     }
 }
 
-/// A table's provisioned capacity, modelled on DynamoDB's provisioned mode.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct Capacity {
-    /// Read capacity units per second; unset means reads are not limited.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub read_units_per_second: Option<u32>,
-    /// Write capacity units per second; unset means writes are not limited.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub write_units_per_second: Option<u32>,
-    /// Unused capacity is banked up to this many seconds' worth (DynamoDB: 300).
-    #[serde(default = "default_burst_seconds")]
-    pub burst_seconds: u32,
-    /// Read units in the bank at start (default 0, so tests are deterministic).
-    #[serde(default)]
-    pub initial_read_units: u64,
-    /// Write units in the bank at start (default 0).
-    #[serde(default)]
-    pub initial_write_units: u64,
-}
-
-fn default_burst_seconds() -> u32 {
-    300
-}
-
-impl Capacity {
-    /// Read and write units per second (either may be `None`: unlimited),
-    /// a 300-second burst bank and an empty initial bank.
-    pub fn new(
-        read_units_per_second: Option<u32>,
-        write_units_per_second: Option<u32>,
-    ) -> Capacity {
-        Capacity {
-            read_units_per_second,
-            write_units_per_second,
-            burst_seconds: default_burst_seconds(),
-            initial_read_units: 0,
-            initial_write_units: 0,
-        }
-    }
-
-    /// Sets the burst bank size in seconds.
-    pub fn with_burst_seconds(mut self, seconds: u32) -> Capacity {
-        self.burst_seconds = seconds;
-        self
-    }
-
-    /// Sets the initial bank, in units.
-    pub fn with_initial_units(mut self, read: u64, write: u64) -> Capacity {
-        self.initial_read_units = read;
-        self.initial_write_units = write;
-        self
-    }
-
-    fn validate(&self) -> Result<(), String> {
-        if self.burst_seconds == 0 {
-            return Err("capacity.burst_seconds must be at least 1".into());
-        }
-        for (what, rate, initial) in [
-            ("read", self.read_units_per_second, self.initial_read_units),
-            (
-                "write",
-                self.write_units_per_second,
-                self.initial_write_units,
-            ),
-        ] {
-            match rate {
-                Some(0) => {
-                    return Err(format!(
-                        "capacity.{what}_units_per_second must be at least 1"
-                    ));
-                }
-                Some(rate) => {
-                    let bank = u64::from(rate) * u64::from(self.burst_seconds);
-                    if initial > bank {
-                        return Err(format!(
-                            "capacity.initial_{what}_units {initial} exceeds the bank of {bank} units"
-                        ));
-                    }
-                }
-                None if initial > 0 => {
-                    return Err(format!(
-                        "capacity.initial_{what}_units needs {what}_units_per_second"
-                    ));
-                }
-                None => {}
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A per-partition-key limit, like DynamoDB's per-partition throughput.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct HotKey {
-    /// The table's partition key attribute name.
-    pub partition_key: String,
-    /// Read units per second per key value (DynamoDB: 3000).
-    #[serde(default = "default_hot_reads")]
-    pub read_units_per_second: u32,
-    /// Write units per second per key value (DynamoDB: 1000).
-    #[serde(default = "default_hot_writes")]
-    pub write_units_per_second: u32,
-}
-
-fn default_hot_reads() -> u32 {
-    3000
-}
-
-fn default_hot_writes() -> u32 {
-    1000
-}
-
-impl HotKey {
-    /// DynamoDB's per-partition limits (3000 RCU, 1000 WCU) on `partition_key`.
-    pub fn new(partition_key: impl Into<String>) -> HotKey {
-        HotKey {
-            partition_key: partition_key.into(),
-            read_units_per_second: default_hot_reads(),
-            write_units_per_second: default_hot_writes(),
-        }
-    }
-
-    /// Sets the per-key limits.
-    pub fn with_units(mut self, read_per_second: u32, write_per_second: u32) -> HotKey {
-        self.read_units_per_second = read_per_second;
-        self.write_units_per_second = write_per_second;
-        self
-    }
-}
-
-/// A delay of `fixed_ms` plus a uniform random `0..=jitter_ms`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Latency {
-    /// Milliseconds always added.
-    #[serde(default)]
-    pub fixed_ms: u64,
-    /// Up to this many more milliseconds, uniformly drawn.
-    #[serde(default)]
-    pub jitter_ms: u64,
-}
-
 /// A validated list of rules.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[serde(transparent)]
@@ -332,36 +185,6 @@ impl RuleSet {
     pub fn rules(&self) -> &[Rule] {
         &self.rules
     }
-
-    /// What applies to `operation` on `table` (`""` for requests without a
-    /// table, which only `*` rules match).
-    pub fn resolve(&self, table: &str, operation: &str) -> Effective {
-        let mut matching: Vec<&Rule> = self
-            .rules
-            .iter()
-            .filter(|r| r.matches(table, operation))
-            .collect();
-        matching.sort_by_key(|r| r.specificity());
-        let mut effective = Effective::default();
-        for rule in matching {
-            if rule.capacity.is_some() {
-                effective.capacity.clone_from(&rule.capacity);
-            }
-            if rule.hot_key.is_some() {
-                effective.hot_key.clone_from(&rule.hot_key);
-            }
-            effective
-                .errors
-                .extend(rule.errors.iter().map(|(k, p)| (*k, *p)));
-            if let Some(p) = rule.drop_response {
-                effective.drop_response = p;
-            }
-            if let Some(latency) = rule.latency {
-                effective.latency = latency;
-            }
-        }
-        effective
-    }
 }
 
 impl<'de> Deserialize<'de> for RuleSet {
@@ -369,22 +192,6 @@ impl<'de> Deserialize<'de> for RuleSet {
         let rules = Vec::<Rule>::deserialize(deserializer)?;
         RuleSet::new(rules).map_err(serde::de::Error::custom)
     }
-}
-
-/// The settings that apply to one table and operation after precedence.
-#[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
-pub struct Effective {
-    /// The table's capacity, if limited.
-    pub capacity: Option<Capacity>,
-    /// The table's per-key limit, if any.
-    pub hot_key: Option<HotKey>,
-    /// Error probabilities by kind.
-    pub errors: BTreeMap<ErrorKind, f64>,
-    /// Drop-response probability (writes only).
-    pub drop_response: f64,
-    /// Added latency.
-    pub latency: Latency,
 }
 
 #[cfg(test)]

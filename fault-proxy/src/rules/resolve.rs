@@ -1,0 +1,67 @@
+//! Which rules apply to a request, and how their settings combine: for each
+//! setting the most specific matching rule that sets it wins.
+
+use std::collections::BTreeMap;
+
+use super::{Capacity, HotKey, Latency, Rule, RuleSet};
+use crate::inject::ErrorKind;
+
+impl Rule {
+    /// 0 for `*:*` up to 3 for `table:operation`.
+    fn specificity(&self) -> u8 {
+        u8::from(self.table != "*") * 2 + u8::from(self.operation != "*")
+    }
+
+    fn matches(&self, table: &str, operation: &str) -> bool {
+        (self.table == "*" || self.table == table)
+            && (self.operation == "*" || self.operation == operation)
+    }
+}
+
+impl RuleSet {
+    /// What applies to `operation` on `table` (`""` for requests without a
+    /// table, which only `*` rules match).
+    pub fn resolve(&self, table: &str, operation: &str) -> Effective {
+        let mut matching: Vec<&Rule> = self
+            .rules
+            .iter()
+            .filter(|r| r.matches(table, operation))
+            .collect();
+        matching.sort_by_key(|r| r.specificity());
+        let mut effective = Effective::default();
+        for rule in matching {
+            if rule.capacity.is_some() {
+                effective.capacity.clone_from(&rule.capacity);
+            }
+            if rule.hot_key.is_some() {
+                effective.hot_key.clone_from(&rule.hot_key);
+            }
+            effective
+                .errors
+                .extend(rule.errors.iter().map(|(k, p)| (*k, *p)));
+            if let Some(p) = rule.drop_response {
+                effective.drop_response = p;
+            }
+            if let Some(latency) = rule.latency {
+                effective.latency = latency;
+            }
+        }
+        effective
+    }
+}
+
+/// The settings that apply to one table and operation after precedence.
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Effective {
+    /// The table's capacity, if limited.
+    pub capacity: Option<Capacity>,
+    /// The table's per-key limit, if any.
+    pub hot_key: Option<HotKey>,
+    /// Error probabilities by kind.
+    pub errors: BTreeMap<ErrorKind, f64>,
+    /// Drop-response probability (writes only).
+    pub drop_response: f64,
+    /// Added latency.
+    pub latency: Latency,
+}

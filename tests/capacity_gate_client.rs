@@ -1,0 +1,299 @@
+//! The fleet capacity gate in front of DynamoDB Local and the fault proxy's
+//! capacity model: the correction by `ConsumedCapacity`, over-capacity
+//! refusals that send nothing, rate cuts on throttles, hot keys, the table's
+//! capacity read by DescribeTable, and a dead Redis.
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestTable;
+use common::capacity::{client, gate, offer, put};
+use dynagate::GiveUp;
+use dynagate::capacity::{CapacityGate, Direction, TableCapacity};
+use dynagate_fault_proxy::{Capacity, HotKey, Rule};
+use redis::aio::ConnectionManager;
+
+#[tokio::test]
+async fn consumed_capacity_corrects_the_estimate_both_ways() {
+    let table = TestTable::create("capacity-consumed").await;
+    let (redis, keys) = common::redis().await;
+    let dynamodb = client(None, Duration::from_secs(5)).await;
+
+    // 1 WCU/s, 1 s burst. A 3 KB item estimated at 1 unit consumes 3:
+    // the bucket is charged the 2 more, about 3 s of backlog.
+    let under = gate(
+        &redis,
+        &keys.key("under"),
+        TableCapacity::provisioned(table.name(), 1.0, 1.0),
+        Duration::from_secs(1),
+    );
+    let gated = dynamodb.clone().with_gate(under.clone());
+    put(&gated, table.name(), "big", 3000, 1.0).await.unwrap();
+    let state = under
+        .state(table.name(), Direction::Write)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        state.backlog > Duration::from_millis(2200),
+        "3 units at 1/s: {state:?}"
+    );
+
+    // A small item estimated at 5 units consumes 1: 4 are given back.
+    let over = gate(
+        &redis,
+        &keys.key("over"),
+        TableCapacity::provisioned(table.name(), 1.0, 1.0),
+        Duration::from_secs(5),
+    );
+    let gated = dynamodb.with_gate(over.clone());
+    put(&gated, table.name(), "small", 10, 5.0).await.unwrap();
+    let state = over
+        .state(table.name(), Direction::Write)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        state.backlog <= Duration::from_secs(1),
+        "1 unit at 1/s: {state:?}"
+    );
+    keys.cleanup().await;
+    table.delete().await;
+}
+
+#[tokio::test]
+async fn over_capacity_fails_fast_with_retry_after_and_sends_nothing() {
+    let table = TestTable::create("capacity-over").await;
+    let (redis, keys) = common::redis().await;
+    let proxy = common::fault_proxy(Vec::new(), 1).await;
+    let capacity = TableCapacity::provisioned(table.name(), 2.0, 2.0);
+    let gated = client(Some(&proxy.url()), Duration::from_secs(1))
+        .await
+        .with_gate(gate(
+            &redis,
+            keys.prefix(),
+            capacity,
+            Duration::from_millis(500),
+        ));
+
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        let (gated, table) = (gated.clone(), table.name().to_owned());
+        calls.spawn(async move { put(&gated, &table, &format!("k{i}"), 10, 1.0).await });
+    }
+    let (mut done, mut over) = (0, 0);
+    while let Some(result) = calls.join_next().await {
+        match result.unwrap() {
+            Ok(()) => done += 1,
+            Err(e) => {
+                assert_eq!(e.reason(), GiveUp::OverCapacity, "{e}");
+                assert_eq!(e.attempts(), 0, "nothing was sent: {e}");
+                let wait = e.retry_after().expect("over capacity says when");
+                assert!(wait > Duration::ZERO);
+                over += 1;
+            }
+        }
+    }
+    // 0.5 s of burst (1 unit) plus 2/s for under a second: at most 4 fit.
+    assert!((1..=4).contains(&done), "{done} done, {over} over");
+    assert_eq!(done + over, 12);
+    let sent = proxy.stats().operation(table.name(), "PutItem").requests;
+    assert_eq!(sent, done as u64, "refused calls never reach DynamoDB");
+    proxy.shutdown().await;
+    keys.cleanup().await;
+    table.delete().await;
+}
+
+#[tokio::test]
+async fn throttles_cut_the_table_rate_and_a_hot_key_only_its_own() {
+    let table = TestTable::create("capacity-adapt").await;
+    let (redis, keys) = common::redis().await;
+    // The table really has 10 WCU/s; the gate was told 40.
+    let rule = Rule::new(table.name(), "*").with_capacity(
+        Capacity::new(None, Some(10))
+            .with_burst_seconds(1)
+            .with_initial_units(0, 10),
+    );
+    let proxy = common::fault_proxy(vec![rule], 2).await;
+    let told = TableCapacity::provisioned(table.name(), 40.0, 40.0);
+    let fleet = gate(&redis, &keys.key("table"), told, Duration::from_millis(250));
+    let gated = client(Some(&proxy.url()), Duration::from_secs(5))
+        .await
+        .with_gate(fleet.clone());
+    offer(&gated, table.name(), 80, Duration::from_millis(25), |i| {
+        format!("k{i}")
+    })
+    .await;
+    let state = fleet
+        .state(table.name(), Direction::Write)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(state.cuts >= 1, "throttles cut the rate: {state:?}");
+    assert!(state.rate < 40.0, "the fleet rate came down: {state:?}");
+    proxy.shutdown().await;
+
+    // Plenty of table capacity, but the key "hot" takes 2 WCU/s.
+    let rule = Rule::new(table.name(), "*")
+        .with_capacity(Capacity::new(None, Some(1000)).with_initial_units(0, 1000))
+        .with_hot_key(HotKey::new("pk").with_units(3000, 2));
+    let proxy = common::fault_proxy(vec![rule], 3).await;
+    let told = TableCapacity::provisioned(table.name(), 100.0, 100.0);
+    let fleet = gate(&redis, &keys.key("hot"), told, Duration::from_secs(1));
+    let gated = client(Some(&proxy.url()), Duration::from_secs(5))
+        .await
+        .with_gate(fleet.clone());
+    offer(&gated, table.name(), 60, Duration::from_millis(20), |i| {
+        if i % 2 == 0 {
+            "hot".into()
+        } else {
+            format!("cold{i}")
+        }
+    })
+    .await;
+    let stats = proxy.stats().operation(table.name(), "PutItem");
+    assert!(
+        stats.throttled_total() > 0,
+        "the hot key was throttled: {stats:?}"
+    );
+    let state = fleet
+        .state(table.name(), Direction::Write)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.cuts, 0, "the table's rate is untouched: {state:?}");
+    assert_eq!(state.rate, 100.0);
+    let table_bucket = fleet.bucket_key(table.name(), Direction::Write).unwrap();
+    let hot_bucket = format!("{table_bucket}:key:hot");
+    let mut connection = redis.clone();
+    let hot_rate: Option<f64> = redis::cmd("HGET")
+        .arg(&hot_bucket)
+        .arg("rate")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let hot_rate = hot_rate.expect("the hot key has a bucket of its own");
+    assert!(hot_rate < 100.0, "the hot key's rate was cut: {hot_rate}");
+    proxy.shutdown().await;
+    keys.cleanup().await;
+    table.delete().await;
+}
+
+#[tokio::test]
+async fn describe_table_reads_provisioned_capacity_and_refuses_on_demand_without_a_maximum() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+        ProjectionType, ProvisionedThroughput, ScalarAttributeType,
+    };
+    let sdk = common::dynamodb().await;
+    let name = common::unique_name("dg-capacity-describe");
+    let attribute = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let hash = |n: &str| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(KeyType::Hash)
+            .build()
+            .unwrap()
+    };
+    let throughput = |r, w| {
+        ProvisionedThroughput::builder()
+            .read_capacity_units(r)
+            .write_capacity_units(w)
+            .build()
+            .unwrap()
+    };
+    sdk.create_table()
+        .table_name(&name)
+        .attribute_definitions(attribute("pk"))
+        .attribute_definitions(attribute("email"))
+        .key_schema(hash("pk"))
+        .provisioned_throughput(throughput(30, 20))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("by_email")
+                .key_schema(hash("email"))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .provisioned_throughput(throughput(7, 5))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let described = TableCapacity::describe(&sdk, &name).await;
+    sdk.delete_table().table_name(&name).send().await.unwrap();
+    let expected =
+        TableCapacity::provisioned(name.as_str(), 30.0, 20.0).with_index("by_email", 7.0, 5.0);
+    assert_eq!(described.unwrap(), expected);
+
+    let on_demand = TestTable::create("capacity-on-demand").await;
+    let refused = TableCapacity::describe(&sdk, on_demand.name()).await;
+    assert!(
+        matches!(
+            refused,
+            Err(dynagate::error::CapacityError::OnDemand { .. })
+        ),
+        "{refused:?}"
+    );
+    let missing = TableCapacity::describe(&sdk, "dg-no-such-table").await;
+    assert!(matches!(
+        missing,
+        Err(dynagate::error::CapacityError::Describe { .. })
+    ));
+    on_demand.delete().await;
+}
+
+#[tokio::test]
+async fn with_redis_dead_the_gate_lets_calls_through_and_on_a_cluster_it_gates() {
+    let table = TestTable::create("capacity-fail-open").await;
+    let dynamodb = client(None, Duration::from_secs(2)).await;
+    let capacity = || TableCapacity::provisioned(table.name(), 1.0, 1.0);
+
+    // A gate of 1 WCU/s on a Redis that dies: the calls go ungated, all of
+    // them, instead of failing or waiting out their deadline.
+    let mut doomed = common::ThrowawayRedis::start().await;
+    let manager = ConnectionManager::new(redis::Client::open(doomed.url.as_str()).unwrap())
+        .await
+        .unwrap();
+    let gate = CapacityGate::builder(manager)
+        .table(capacity())
+        .redis_deadline(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let gated = dynamodb.clone().with_gate(gate);
+    doomed.kill();
+    for i in 0..5 {
+        put(&gated, table.name(), &format!("open{i}"), 10, 1.0)
+            .await
+            .expect("fails open");
+    }
+
+    // On a Redis Cluster, a table's bucket and its hot-key buckets share a
+    // slot: a call with a partition key is gated (the second one refused).
+    let (cluster, keys) = common::redis_cluster().await;
+    let gate = CapacityGate::builder(cluster)
+        .prefix(keys.prefix().trim_end_matches(':'))
+        .table(capacity())
+        .redis_deadline(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let gated = client(None, Duration::from_millis(300))
+        .await
+        .with_gate(gate);
+    put(&gated, table.name(), "c1", 10, 1.0).await.unwrap();
+    let refused = put(&gated, table.name(), "c2", 10, 1.0).await.unwrap_err();
+    assert_eq!(refused.reason(), GiveUp::OverCapacity, "{refused}");
+    keys.cleanup().await;
+    table.delete().await;
+}
