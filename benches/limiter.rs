@@ -195,9 +195,7 @@ async fn main() {
     let client = redis::Client::open(url.as_str()).expect("REDIS_URL");
     let mut admin = redis::aio::ConnectionManager::new(client.clone())
         .await
-        .unwrap_or_else(|e| {
-            panic!("Redis at {url}: {e} (start it: stack/stack.sh start redis)")
-        });
+        .unwrap_or_else(|e| panic!("Redis at {url}: {e} (start it: stack/stack.sh start redis)"));
     let limiter = RedisLimiter::builder(
         redis::aio::ConnectionManager::new(client)
             .await

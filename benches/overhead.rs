@@ -48,7 +48,8 @@ use aws_sdk_dynamodb::operation::get_item::GetItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
-use dynagate::{Operation, ResilientClient, RetryPolicy};
+use dynagate::retry::RetryPolicy;
+use dynagate::{Operation, ResilientClient};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -288,7 +289,7 @@ async fn main() {
             "plain aws_sdk_dynamodb::Client (SDK default: standard retry mode)",
         ),
         Variant::Sdk(
-            dynagate::client::sdk_client(&config),
+            dynagate::sdk_client(&config),
             "the same SDK client with its retries off (what dynagate wraps)",
         ),
         Variant::Dynagate(ResilientClient::new(&config, RetryPolicy::default())),

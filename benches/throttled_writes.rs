@@ -23,7 +23,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::config::retry::RetryConfig;
-use dynagate::{ResilientClient, RetryPolicy};
+use dynagate::ResilientClient;
+use dynagate::retry::RetryPolicy;
 use dynagate_fault_proxy::{
     Capacity, FaultProxy, ProxyConfig, Rule, RuleSet, RunningProxy, Upstream,
 };

@@ -18,7 +18,8 @@ use std::error::Error;
 use std::process::ExitCode;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use dynagate::{Operation, ResilientClient, RetryPolicy};
+use dynagate::retry::RetryPolicy;
+use dynagate::{Operation, ResilientClient};
 use redis::AsyncCommands;
 
 const TABLE: &str = "users";

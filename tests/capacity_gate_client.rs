@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use common::TestTable;
 use common::capacity::{client, gate, offer, put};
-use dynagate::GiveUp;
-use dynagate::capacity::{CapacityGate, Direction, TableCapacity};
+use dynagate::Direction;
+use dynagate::capacity::{CapacityGate, TableCapacity, Throughput};
+use dynagate::retry::GiveUp;
 use dynagate_fault_proxy::{Capacity, HotKey, Rule};
 use redis::aio::ConnectionManager;
 
@@ -25,7 +26,13 @@ async fn consumed_capacity_corrects_the_estimate_both_ways() {
     let under = gate(
         &redis,
         &keys.key("under"),
-        TableCapacity::provisioned(table.name(), 1.0, 1.0),
+        TableCapacity::provisioned(
+            table.name(),
+            Throughput {
+                read: 1.0,
+                write: 1.0,
+            },
+        ),
         Duration::from_secs(1),
     );
     let gated = dynamodb.clone().with_gate(under.clone());
@@ -44,7 +51,13 @@ async fn consumed_capacity_corrects_the_estimate_both_ways() {
     let over = gate(
         &redis,
         &keys.key("over"),
-        TableCapacity::provisioned(table.name(), 1.0, 1.0),
+        TableCapacity::provisioned(
+            table.name(),
+            Throughput {
+                read: 1.0,
+                write: 1.0,
+            },
+        ),
         Duration::from_secs(5),
     );
     let gated = dynamodb.with_gate(over.clone());
@@ -67,7 +80,13 @@ async fn over_capacity_fails_fast_with_retry_after_and_sends_nothing() {
     let table = TestTable::create("capacity-over").await;
     let (redis, keys) = common::redis().await;
     let proxy = common::fault_proxy(Vec::new(), 1).await;
-    let capacity = TableCapacity::provisioned(table.name(), 2.0, 2.0);
+    let capacity = TableCapacity::provisioned(
+        table.name(),
+        Throughput {
+            read: 2.0,
+            write: 2.0,
+        },
+    );
     let gated = client(Some(&proxy.url()), Duration::from_secs(1))
         .await
         .with_gate(gate(
@@ -116,7 +135,13 @@ async fn throttles_cut_the_table_rate_and_a_hot_key_only_its_own() {
             .with_initial_units(0, 10),
     );
     let proxy = common::fault_proxy(vec![rule], 2).await;
-    let told = TableCapacity::provisioned(table.name(), 40.0, 40.0);
+    let told = TableCapacity::provisioned(
+        table.name(),
+        Throughput {
+            read: 40.0,
+            write: 40.0,
+        },
+    );
     let fleet = gate(&redis, &keys.key("table"), told, Duration::from_millis(250));
     let gated = client(Some(&proxy.url()), Duration::from_secs(5))
         .await
@@ -139,7 +164,13 @@ async fn throttles_cut_the_table_rate_and_a_hot_key_only_its_own() {
         .with_capacity(Capacity::new(None, Some(1000)).with_initial_units(0, 1000))
         .with_hot_key(HotKey::new("pk").with_units(3000, 2));
     let proxy = common::fault_proxy(vec![rule], 3).await;
-    let told = TableCapacity::provisioned(table.name(), 100.0, 100.0);
+    let told = TableCapacity::provisioned(
+        table.name(),
+        Throughput {
+            read: 100.0,
+            write: 100.0,
+        },
+    );
     let fleet = gate(&redis, &keys.key("hot"), told, Duration::from_secs(1));
     let gated = client(Some(&proxy.url()), Duration::from_secs(5))
         .await
@@ -233,8 +264,20 @@ async fn describe_table_reads_provisioned_capacity_and_refuses_on_demand_without
         .unwrap();
     let described = TableCapacity::describe(&sdk, &name).await;
     sdk.delete_table().table_name(&name).send().await.unwrap();
-    let expected =
-        TableCapacity::provisioned(name.as_str(), 30.0, 20.0).with_index("by_email", 7.0, 5.0);
+    let expected = TableCapacity::provisioned(
+        name.as_str(),
+        Throughput {
+            read: 30.0,
+            write: 20.0,
+        },
+    )
+    .with_index(
+        "by_email",
+        Throughput {
+            read: 7.0,
+            write: 5.0,
+        },
+    );
     assert_eq!(described.unwrap(), expected);
 
     let on_demand = TestTable::create("capacity-on-demand").await;
@@ -242,14 +285,14 @@ async fn describe_table_reads_provisioned_capacity_and_refuses_on_demand_without
     assert!(
         matches!(
             refused,
-            Err(dynagate::error::CapacityError::OnDemand { .. })
+            Err(dynagate::capacity::CapacityError::OnDemand { .. })
         ),
         "{refused:?}"
     );
     let missing = TableCapacity::describe(&sdk, "dg-no-such-table").await;
     assert!(matches!(
         missing,
-        Err(dynagate::error::CapacityError::Describe { .. })
+        Err(dynagate::capacity::CapacityError::Describe { .. })
     ));
     on_demand.delete().await;
 }
@@ -258,7 +301,15 @@ async fn describe_table_reads_provisioned_capacity_and_refuses_on_demand_without
 async fn with_redis_dead_the_gate_lets_calls_through_and_on_a_cluster_it_gates() {
     let table = TestTable::create("capacity-fail-open").await;
     let dynamodb = client(None, Duration::from_secs(2)).await;
-    let capacity = || TableCapacity::provisioned(table.name(), 1.0, 1.0);
+    let capacity = || {
+        TableCapacity::provisioned(
+            table.name(),
+            Throughput {
+                read: 1.0,
+                write: 1.0,
+            },
+        )
+    };
 
     // A gate of 1 WCU/s on a Redis that dies: the calls go ungated, all of
     // them, instead of failing or waiting out their deadline.

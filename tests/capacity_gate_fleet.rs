@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::TestTable;
 use common::capacity::{client, gate, offer};
-use dynagate::capacity::TableCapacity;
+use dynagate::capacity::{TableCapacity, Throughput};
 use dynagate_fault_proxy::{Capacity, Rule, RunningProxy};
 
 const WORKER_ENV: &str = "DYNAGATE_CAPACITY_WORKER";
@@ -69,7 +69,13 @@ async fn instance(
     let mut dynamodb = client(Some(url), Duration::from_secs(4)).await;
     if gated {
         let (redis, _keys) = common::redis().await;
-        let capacity = TableCapacity::provisioned(table, f64::from(CAPACITY), f64::from(CAPACITY));
+        let capacity = TableCapacity::provisioned(
+            table,
+            Throughput {
+                read: f64::from(CAPACITY),
+                write: f64::from(CAPACITY),
+            },
+        );
         // Half a second of burst: under the table's own one-second bank.
         let burst = Duration::from_millis(500);
         dynamodb = dynamodb.with_gate(gate(&redis, prefix, capacity, burst));

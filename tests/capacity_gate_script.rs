@@ -10,7 +10,7 @@ use redis::aio::ConnectionManager;
 /// Runs the gate's script directly: `(command, max_rate)` plus its own args.
 async fn script(redis: &mut ConnectionManager, keys: &[&str], args: &[&str]) -> Vec<i64> {
     let mut call = redis::cmd("EVAL");
-    call.arg(dynagate::capacity::SCRIPT)
+    call.arg(dynagate::test_util::CAPACITY_SCRIPT)
         .arg(keys.len())
         .arg(keys);
     call.arg(args);

@@ -21,8 +21,8 @@ fn limiter(connection: redis::cluster_async::ClusterConnection, prefix: &str) ->
 /// A burst of 3 that comes back slowly, and 5 a day.
 fn per_caller() -> Limits {
     Limits::builder("api")
-        .limit("burst", Quota::per_hour(3, 1).unwrap())
-        .limit("day", Quota::per_day(5, 5).unwrap())
+        .limit("burst", Quota::per_hour(1).burst(3).unwrap())
+        .limit("day", Quota::per_day(5).burst(5).unwrap())
         .build()
         .unwrap()
 }
@@ -107,7 +107,7 @@ async fn counts_are_exact_for_many_callers_spread_over_every_master() {
 async fn script_flush_on_every_master_is_invisible_to_callers() {
     let (mut connection, keys) = common::redis_cluster().await;
     let limiter = limiter(connection.clone(), keys.prefix());
-    let limits = Limits::single("api", "day", Quota::per_day(100, 100).unwrap()).unwrap();
+    let limits = Limits::single("api", "day", Quota::per_day(100).burst(100).unwrap()).unwrap();
     let callers: Vec<String> = (0..12).map(|i| format!("flush-{i}")).collect();
     for round in 0..3 {
         // SCRIPT FLUSH goes to every master through the cluster connection.

@@ -18,7 +18,9 @@ const TASKS_PER_PROCESS: usize = 8;
 /// `(prefix, capacity, tokens, period_ms)` travels to the workers through the
 /// environment as `prefix|capacity|tokens|period_ms`.
 fn limits(capacity: u64, tokens: u64, period_ms: u64) -> Limits {
-    let quota = Quota::new(capacity, tokens, Duration::from_millis(period_ms)).unwrap();
+    let quota = Quota::per_period(tokens, Duration::from_millis(period_ms))
+        .burst(capacity)
+        .unwrap();
     Limits::single("hammer", "bucket", quota).unwrap()
 }
 

@@ -9,12 +9,17 @@ use std::time::{Duration, Instant};
 
 use common::ThrowawayRedis;
 use dynagate::limiter::{
-    BreakerSettings, CircuitState, DecidedBy, Decision, FailurePolicy, Limits, Outcome, Quota,
-    RateLimiter, RedisLimiter,
+    DecidedBy, Decision, FailurePolicy, Limits, Outcome, Quota, RateLimiter, RedisLimiter,
 };
+use dynagate::{BreakerSettings, CircuitState};
 
 fn daily(capacity: u64) -> Limits {
-    Limits::single("faults", "day", Quota::per_day(capacity, capacity).unwrap()).unwrap()
+    Limits::single(
+        "faults",
+        "day",
+        Quota::per_day(capacity).burst(capacity).unwrap(),
+    )
+    .unwrap()
 }
 
 fn limiter(

@@ -6,9 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use dynagate::limiter::gcra;
-use dynagate::limiter::redis::SCRIPT;
 use dynagate::limiter::{DecidedBy, Limits, Outcome, Quota, RateLimiter, RedisLimiter, Verdict};
+use dynagate::test_util::LIMITER_SCRIPT as SCRIPT;
+use dynagate::test_util::gcra;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 use redis::AsyncCommands;
@@ -70,7 +70,9 @@ fn quota_strategy() -> impl Strategy<Value = Quota> {
         1u64..100_000,
     ];
     (1u64..=100, 1u64..=50, period_ms).prop_map(|(capacity, tokens, period)| {
-        Quota::new(capacity, tokens, Duration::from_millis(period)).unwrap()
+        Quota::per_period(tokens, Duration::from_millis(period))
+            .burst(capacity)
+            .unwrap()
     })
 }
 
@@ -175,8 +177,10 @@ async fn the_production_script_on_server_time_matches_the_model() {
     let (mut manager, keys) = common::redis().await;
     let script = redis::Script::new(SCRIPT);
     let quotas = [
-        Quota::new(20, 1, Duration::from_millis(1)).unwrap(),
-        Quota::per_second(60, 400).unwrap(),
+        Quota::per_period(1, Duration::from_millis(1))
+            .burst(20)
+            .unwrap(),
+        Quota::per_second(400).burst(60).unwrap(),
     ];
     let bucket_keys = [keys.key("{real}:ms"), keys.key("{real}:s")];
     let mut tats = [None, None];
@@ -203,7 +207,12 @@ async fn the_production_script_on_server_time_matches_the_model() {
 }
 
 fn per_day(capacity: u64) -> Limits {
-    Limits::single("test", "day", Quota::per_day(capacity, capacity).unwrap()).unwrap()
+    Limits::single(
+        "test",
+        "day",
+        Quota::per_day(capacity).burst(capacity).unwrap(),
+    )
+    .unwrap()
 }
 
 #[tokio::test]
@@ -274,7 +283,7 @@ async fn a_tat_left_by_a_clock_that_stepped_back_is_clamped_to_one_refill() {
         .deadline(Duration::from_secs(2))
         .build()
         .unwrap();
-    let limits = Limits::single("test", "s", Quota::per_second(2, 1).unwrap()).unwrap();
+    let limits = Limits::single("test", "s", Quota::per_second(1).burst(2).unwrap()).unwrap();
     let key = limiter.keys(&limits, "clock").remove(0);
     let (seconds, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut manager).await.unwrap();
     let an_hour_ahead = (seconds + 3600) * 1_000_000 + micros;

@@ -5,10 +5,11 @@ mod common;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use common::doc_repository::{Doc, doc, repository, token};
+use dynagate::ResilientClient;
 use dynagate::repository::{
     Consistency, DeleteCondition, Key, KeySchema, KeyType, Repository, RepositoryError, WriteToken,
 };
-use dynagate::{ResilientClient, RetryPolicy};
+use dynagate::retry::RetryPolicy;
 use serde::{Deserialize, Serialize};
 
 #[tokio::test]

@@ -15,10 +15,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use dynagate::ResilientClient;
 use dynagate::repository::{
     Consistency, Key, KeySchema, KeyType, Repository, RepositoryError, WriteToken,
 };
-use dynagate::{ResilientClient, RetryPolicy};
+use dynagate::retry::RetryPolicy;
 use dynagate_fault_proxy::{Capacity, ErrorKind, Rule, RunningProxy};
 use serde::{Deserialize, Serialize};
 

@@ -13,17 +13,23 @@ use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
 use aws_sdk_dynamodb::types::AttributeValue;
 use common::wire::{Reply, ScriptedEndpoint, sdk_config};
-use dynagate::retry::{
-    Ambiguity, Backoff, ErrorKind, Jitter, RetryBudget, ThrottleCode, Transient,
-};
-use dynagate::{GiveUp, Operation, ResilientClient, RetryError, RetryPolicy};
+use dynagate::retry::{Ambiguity, Backoff, ErrorKind, RetryBudget, ThrottleCode, Transient};
+use dynagate::retry::{GiveUp, RetryError, RetryPolicy};
+use dynagate::{Operation, ResilientClient};
 
 const MS: Duration = Duration::from_millis(1);
 
 fn fast_policy(max_attempts: u32) -> RetryPolicy {
     RetryPolicy::builder()
         .max_attempts(max_attempts)
-        .backoff(Backoff::new(Jitter::Full, 2 * MS, MS, 10 * MS).unwrap())
+        .backoff(
+            Backoff::builder()
+                .throttle_base(2 * MS)
+                .transient_base(MS)
+                .cap(10 * MS)
+                .build()
+                .unwrap(),
+        )
         .budget(Arc::new(RetryBudget::unlimited()))
         .deadline(Duration::from_secs(20))
         .seed(1)

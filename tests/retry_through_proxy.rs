@@ -9,8 +9,8 @@ use std::time::Duration;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use dynagate::retry::RetryBudget;
-use dynagate::retry::RetryCosts;
-use dynagate::{GiveUp, Operation, ResilientClient, RetryPolicy};
+use dynagate::retry::{GiveUp, RetryPolicy};
+use dynagate::{Operation, ResilientClient};
 use dynagate_fault_proxy::{Capacity, ErrorKind as Injected, Rule, RunningProxy};
 
 async fn proxy(rules: Vec<Rule>) -> RunningProxy {
@@ -25,7 +25,7 @@ fn put(
     dynamodb: &ResilientClient,
     table: &str,
     key: String,
-) -> impl Future<Output = Result<(), dynagate::RetryError<PutItemError>>> + use<> {
+) -> impl Future<Output = Result<(), dynagate::retry::RetryError<PutItemError>>> + use<> {
     let dynamodb = dynamodb.clone();
     let table = table.to_owned();
     async move {
@@ -111,7 +111,14 @@ async fn under_constant_server_errors_the_budget_stops_the_storm() {
     ])
     .await;
     // 50 tokens at 5 per retry and no refill by time: 10 retries for the client.
-    let budget = Arc::new(RetryBudget::new(50, RetryCosts::default(), 1, 0).unwrap());
+    let budget = Arc::new(
+        RetryBudget::builder()
+            .capacity(50)
+            .per_success(1)
+            .per_second(0)
+            .build()
+            .unwrap(),
+    );
     let policy = RetryPolicy::builder()
         .max_attempts(MAX_ATTEMPTS)
         .budget(budget)

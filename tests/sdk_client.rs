@@ -1,4 +1,4 @@
-//! `dynagate::client::sdk_client` makes exactly one attempt per call.
+//! `dynagate::sdk_client` makes exactly one attempt per call.
 //!
 //! The endpoint is a scripted server on loopback answering every request with
 //! DynamoDB's wire error for an internal failure (HTTP 500,
@@ -43,7 +43,7 @@ async fn dynagate_client_sends_one_request_where_the_sdk_standard_mode_retries()
     );
 
     let endpoint = ScriptedEndpoint::start(vec![], Reply::internal_error()).await;
-    let dynagate = dynagate::client::sdk_client(&sdk_config(&endpoint.url, retrying));
+    let dynagate = dynagate::sdk_client(&sdk_config(&endpoint.url, retrying));
     let error = get_once(&dynagate).await;
     assert_eq!(
         endpoint.requests(),

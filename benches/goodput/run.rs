@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use dynagate::capacity::{CapacityGate, Direction};
+use dynagate::Direction;
+
+use dynagate::capacity::CapacityGate;
 use dynagate_fault_proxy::{
     Capacity, FaultProxy, OperationStats, ProxyConfig, Rule, RuleSet, RunningProxy, Upstream,
 };

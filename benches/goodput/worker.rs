@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::config::retry::RetryConfig;
-use dynagate::capacity::{CapacityGate, TableCapacity};
-use dynagate::{ResilientClient, RetryPolicy};
+use dynagate::ResilientClient;
+use dynagate::capacity::{CapacityGate, TableCapacity, Throughput};
+use dynagate::retry::RetryPolicy;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -67,7 +68,13 @@ impl GateSpec {
                     self.redis_url
                 )
             });
-        let table = TableCapacity::provisioned(self.table.clone(), Throughput { read: self.units_per_second, write: self.units_per_second });
+        let table = TableCapacity::provisioned(
+            self.table.clone(),
+            Throughput {
+                read: self.units_per_second,
+                write: self.units_per_second,
+            },
+        );
         CapacityGate::builder(connection)
             .prefix(self.prefix.clone())
             .table(table)

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use dynagate::capacity::{CapacityGate, TableCapacity};
-use dynagate::{Operation, ResilientClient, RetryPolicy};
+use dynagate::retry::RetryPolicy;
+use dynagate::{Operation, ResilientClient};
 use redis::aio::ConnectionManager;
 
 /// A gate for `capacity`, its keys under `prefix`, with `burst` of bucket.
@@ -45,7 +46,7 @@ pub async fn put(
     key: &str,
     bytes: usize,
     units: f64,
-) -> Result<(), dynagate::RetryError<aws_sdk_dynamodb::operation::put_item::PutItemError>> {
+) -> Result<(), dynagate::retry::RetryError<aws_sdk_dynamodb::operation::put_item::PutItemError>> {
     client
         .call(
             Operation::write("PutItem", table)

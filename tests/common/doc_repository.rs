@@ -1,8 +1,9 @@
 //! A `Repository<Doc>` over a test table, shared by the `repository*` test
 //! binaries.
 
+use dynagate::ResilientClient;
 use dynagate::repository::{KeySchema, KeyType, Repository, WriteToken};
-use dynagate::{ResilientClient, RetryPolicy};
+use dynagate::retry::RetryPolicy;
 use serde::{Deserialize, Serialize};
 
 use super::TestTable;

@@ -16,7 +16,7 @@ pub async fn start_proxy(rules: Vec<Rule>) -> RunningProxy {
 
 /// An SDK client (retries off, as dynagate builds it) that talks through the proxy.
 pub async fn client_through(proxy: &RunningProxy) -> Client {
-    dynagate::client::sdk_client(&super::sdk_config_via(&proxy.url()).await)
+    dynagate::sdk_client(&super::sdk_config_via(&proxy.url()).await)
 }
 
 /// A string attribute value.

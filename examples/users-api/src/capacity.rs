@@ -2,10 +2,10 @@
 //! under the table's capacity, counted in Redis.
 
 use aws_sdk_dynamodb::error::DisplayErrorContext;
+use dynagate::RedisConnection;
 use dynagate::ResilientClient;
-use dynagate::capacity::{CapacityGate, TableCapacity};
-use dynagate::error::CapacityError;
-use dynagate::limiter::RedisConnection;
+
+use dynagate::capacity::{CapacityError, CapacityGate, TableCapacity, Throughput};
 
 use crate::config::{Config, TableCapacitySetting};
 
@@ -18,9 +18,13 @@ pub(crate) async fn capacity_gate(
     let table = &config.users_table;
     let capacity = match config.table_capacity {
         TableCapacitySetting::Off => return Ok(None),
-        TableCapacitySetting::Units { read, write } => {
-            TableCapacity::provisioned(table.as_str(), Throughput { read: read, write: write })
-        }
+        TableCapacitySetting::Units { read, write } => TableCapacity::provisioned(
+            table.as_str(),
+            Throughput {
+                read: read,
+                write: write,
+            },
+        ),
         TableCapacitySetting::Describe => {
             match TableCapacity::describe(dynamodb.sdk(), table).await {
                 Ok(capacity) => capacity,

@@ -40,11 +40,15 @@ impl ApiKeyRecord {
         Limits::builder("key")
             .limit(
                 "second",
-                Quota::per_second(self.per_second.max(1)).burst(self.burst.max(1)).ok()?,
+                Quota::per_second(self.per_second.max(1))
+                    .burst(self.burst.max(1))
+                    .ok()?,
             )
             .limit(
                 "day",
-                Quota::per_day(self.per_day.max(1)).burst(self.per_day.max(1)).ok()?,
+                Quota::per_day(self.per_day.max(1))
+                    .burst(self.per_day.max(1))
+                    .ok()?,
             )
             .build()
             .ok()

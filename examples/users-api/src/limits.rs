@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
+use dynagate::RedisConnection;
 use dynagate::http::RateLimitLayer;
-use dynagate::limiter::{Limits, Quota, RedisConnection, RedisLimiter};
+use dynagate::limiter::{Limits, Quota, RedisLimiter};
 use http::Method;
 
 use crate::config::Config;
@@ -31,12 +32,18 @@ pub(crate) fn rate_limit_layer(
             "second",
             quota(Quota::per_second(q.key_per_second).burst(q.key_burst))?,
         )
-        .limit("day", quota(Quota::per_day(q.key_per_day).burst(q.key_per_day))?)
+        .limit(
+            "day",
+            quota(Quota::per_day(q.key_per_day).burst(q.key_per_day))?,
+        )
         .build()
         .map_err(|e| e.to_string())?;
     // Strict: a few failed authentications per address, then one more a minute.
     let failed_auth = Limits::builder("auth-fail")
-        .limit("minute", quota(Quota::per_minute(1).burst(q.failed_auth_burst))?)
+        .limit(
+            "minute",
+            quota(Quota::per_minute(1).burst(q.failed_auth_burst))?,
+        )
         .build()
         .map_err(|e| e.to_string())?;
     // One address cannot exceed this across all the keys it rotates through.
@@ -53,7 +60,7 @@ pub(crate) fn rate_limit_layer(
         .authenticator(Arc::new(keys))
         .ip_ceiling(ip_ceiling)
         .trusted_proxies(config.trusted_proxies.clone())
-        .cost(|parts| if parts.method == Method::GET { 1 } else { 2 })
+        .cost(2, |parts| if parts.method == Method::GET { 1 } else { 2 })
         .exempt(|parts| !parts.uri.path().starts_with("/api/"))
         .build()
         .map_err(|e| e.to_string())

@@ -2,10 +2,11 @@
 //! and assembles it with the rate-limit layer.
 
 use aws_config::SdkConfig;
+use dynagate::RedisConnection;
+use dynagate::ResilientClient;
 use dynagate::http::RateLimitLayer;
-use dynagate::limiter::RedisConnection;
 use dynagate::repository::{KeySchema, KeyType, Repository};
-use dynagate::{ResilientClient, RetryPolicy};
+use dynagate::retry::RetryPolicy;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::capacity::capacity_gate;
