@@ -12,3 +12,8 @@ pub const CAPACITY_SCRIPT: &str = crate::capacity::SCRIPT_SOURCE;
 pub mod gcra {
     pub use crate::limiter::gcra::*;
 }
+
+/// The capacity gate's script as pure Rust, the model of [`CAPACITY_SCRIPT`].
+pub mod capacity_model {
+    pub use crate::capacity::model::*;
+}

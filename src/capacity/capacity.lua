@@ -30,7 +30,11 @@
 --   -> {cut 1|0, rate_milli of the bucket in scope}
 -- state    -> {rate_milli, epoch, backlog_us (until every reservation is paid)}
 --
--- Lua numbers are doubles; replies are integers (floors), as Redis converts them.
+-- Lua numbers are doubles. Redis turns a reply number into an integer by
+-- truncating it, so the script rounds first: rates down (milli), waits and
+-- backlogs up. A stored rate keeps 14 significant digits (tostring), a stored
+-- time is rounded to a whole microsecond ('%.0f'). src/capacity/model.rs is
+-- this script in Rust; tests/capacity_model.rs checks the two agree.
 
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])

@@ -82,6 +82,8 @@ mod builder;
 mod consumed;
 mod error;
 mod gate;
+#[cfg(any(test, feature = "test-util"))]
+pub(crate) mod model;
 mod table;
 
 pub use self::adaptive::{Adaptive, AdaptiveBuilder};

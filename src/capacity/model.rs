@@ -1,0 +1,415 @@
+//! The capacity gate's script (`capacity.lua`) as pure Rust: the model that
+//! `tests/capacity_model.rs` checks the script against on a real Redis.
+//!
+//! Lua 5.1 numbers are IEEE doubles, so every step is written here as an
+//! `f64` operation in the script's order: the same operations in the same
+//! order give the same bits. Where the script's values leave Lua, the model
+//! converts them as Redis and Lua do:
+//!
+//! - `string.format('%.0f', x)` (the stored `tat` and `at`, the TTL) rounds
+//!   to the nearest integer, ties to even: C's `printf` under the default
+//!   rounding mode. `tat` near today's clock has a resolution of 1/4 µs, so
+//!   ties do occur.
+//! - `tostring(rate)` keeps 14 significant digits (Lua 5.1's
+//!   `LUAI_NUMFFORMAT`, `"%.14g"`, in `luaconf.h`): a stored rate is not the
+//!   rate the script computed, and the next call starts from the stored one.
+//! - A number in a reply becomes an integer by C's `(long long)` cast
+//!   (Redis 7, `script_lua.c`, `luaReplyToRedisReply`). The script floors or
+//!   ceils every reply number first, so the cast changes nothing.
+//! - Redis expires a key once its clock (ms) is past the time the key was
+//!   given by `PEXPIRE` (Redis 7, `db.c`, `keyIsExpired`: `now > when`); an
+//!   expired hash is an absent one. Each command here drops its expired
+//!   hashes first; [`expire`] does it for a hash no command touches.
+
+mod reply;
+mod stored;
+
+pub use self::reply::{Reserve, State, Throttle};
+pub use self::stored::{Cut, Hash, expire};
+
+/// `ARGV[2..7]` of every command: the table bucket's bounds (units/s), the
+/// climb (units/s per second), the burst (µs) and a hot key's bounds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bounds {
+    /// The table bucket's ceiling.
+    pub max_rate: f64,
+    /// The table bucket's floor.
+    pub min_rate: f64,
+    /// How fast a cut rate climbs back.
+    pub increase: f64,
+    /// How far ahead of its pace an idle bucket lets calls go.
+    pub burst_us: f64,
+    /// A hot-key bucket's ceiling.
+    pub key_max: f64,
+    /// A hot-key bucket's floor.
+    pub key_min: f64,
+}
+
+/// Which bucket a throttle cuts (`ARGV[10]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// `table`: `KEYS[1]`.
+    Table,
+    /// `key`: `KEYS[2]`, created at the table's rate by its first throttle.
+    Key,
+}
+
+/// A bucket as the script's `load` sees it: its rate climbed back to now.
+#[derive(Debug, Clone, Copy)]
+struct Loaded {
+    exists: bool,
+    tat: f64,
+    rate: f64,
+    epoch: i64,
+    ceiling: f64,
+    floor: f64,
+}
+
+/// Lua 5.1's `math.max` of two numbers: the first unless the second is
+/// greater (which differs from `f64::max` only for NaN).
+fn lua_max(a: f64, b: f64) -> f64 {
+    if b > a { b } else { a }
+}
+
+/// Lua 5.1's `math.min` of two numbers.
+fn lua_min(a: f64, b: f64) -> f64 {
+    if b < a { b } else { a }
+}
+
+/// `string.format('%.0f', x)` read back by `tonumber`.
+fn whole(x: f64) -> f64 {
+    x.round_ties_even()
+}
+
+/// `tostring(x)` (`"%.14g"`) read back by `tonumber`.
+/// Rust's `{:.13e}` rounds the exact value to 14 digits, ties to even, as
+/// C's `printf` does.
+fn fourteen_digits(x: f64) -> f64 {
+    format!("{x:.13e}")
+        .parse()
+        .expect("a formatted float parses")
+}
+
+fn milli(rate: f64) -> i64 {
+    (rate * 1000.0).floor() as i64
+}
+
+fn load(hash: &Option<Hash>, now: f64, b: &Bounds, ceiling: f64, floor: f64) -> Loaded {
+    let cut = hash.and_then(|h| h.cut);
+    let mut rate = cut.map_or(ceiling, |c| c.rate);
+    let mut at = cut.map_or(now, |c| c.at);
+    if at > now {
+        at = now;
+    }
+    rate += b.increase * (now - at) / 1_000_000.0;
+    if rate > ceiling {
+        rate = ceiling;
+    }
+    if rate < floor {
+        rate = floor;
+    }
+    let mut tat = hash.map_or(now, |h| h.tat);
+    if tat < now {
+        tat = now;
+    }
+    Loaded {
+        exists: cut.is_some(),
+        tat,
+        rate,
+        epoch: cut.map_or(0, |c| c.epoch),
+        ceiling,
+        floor,
+    }
+}
+
+/// The script's `store`: writes `tat` (and the cut fields when `cut`), and a
+/// TTL that keeps the hash until it is paid for and back at its ceiling.
+fn store(hash: &mut Option<Hash>, l: &Loaded, now: f64, b: &Bounds, cut: bool) {
+    let paid = l.tat - now + b.burst_us;
+    let mut recovered = 0.0;
+    if l.rate < l.ceiling && b.increase > 0.0 {
+        recovered = (l.ceiling - l.rate) / b.increase * 1_000_000.0;
+    }
+    let keep = lua_max(paid, recovered) / 1000.0 + 1000.0;
+    let cut = if cut {
+        Some(Cut {
+            rate: fourteen_digits(l.rate),
+            at: whole(now),
+            epoch: l.epoch,
+        })
+    } else {
+        hash.and_then(|h| h.cut)
+    };
+    *hash = Some(Hash {
+        tat: whole(l.tat),
+        cut,
+        ttl_ms: whole(keep.ceil()) as u64,
+        written_ms: now as u64 / 1000,
+    });
+}
+
+/// `reserve`: takes `units` from the table bucket and from the hot-key
+/// bucket when `key` names one that exists (`key` is `KEYS[2]`, `None` when
+/// the call names no partition key), unless the wait would exceed
+/// `max_wait_us`: then nothing is written.
+pub fn reserve(
+    now: u64,
+    b: &Bounds,
+    table: &mut Option<Hash>,
+    mut key: Option<&mut Option<Hash>>,
+    units: f64,
+    max_wait_us: f64,
+) -> Reserve {
+    let t = now as f64;
+    expire(table, now);
+    let mut buckets = vec![load(table, t, b, b.max_rate, b.min_rate)];
+    let mut key_epoch = -1;
+    if let Some(hash) = key.as_deref_mut() {
+        expire(hash, now);
+        let k = load(hash, t, b, b.key_max, b.key_min);
+        if k.exists {
+            buckets.push(k);
+            key_epoch = k.epoch;
+        }
+    }
+    let mut wait = 0.0;
+    for l in &mut buckets {
+        let cost = units * 1_000_000.0 / l.rate;
+        l.tat += cost;
+        // An idle bucket lets any one call through at once.
+        let w = l.tat - lua_max(b.burst_us, cost) - t;
+        if w > wait {
+            wait = w;
+        }
+    }
+    let admitted = wait <= max_wait_us;
+    if admitted {
+        store(table, &buckets[0], t, b, false);
+        if let (Some(l), Some(hash)) = (buckets.get(1), key) {
+            store(hash, l, t, b, false);
+        }
+    }
+    Reserve {
+        admitted,
+        wait_us: wait.ceil() as i64,
+        rate_milli: milli(buckets[0].rate),
+        epoch: buckets[0].epoch,
+        key_epoch,
+    }
+}
+
+/// `adjust`: charges `delta_milli` thousandths of a unit more (or gives them
+/// back, negative) on the table bucket and on an existing hot-key bucket.
+/// Returns the table bucket's rate in thousandths.
+pub fn adjust(
+    now: u64,
+    b: &Bounds,
+    table: &mut Option<Hash>,
+    key: Option<&mut Option<Hash>>,
+    delta_milli: f64,
+) -> i64 {
+    let t = now as f64;
+    let delta = delta_milli / 1000.0;
+    let shift = |hash: &mut Option<Hash>, ceiling, floor, always: bool| {
+        expire(hash, now);
+        let mut l = load(hash, t, b, ceiling, floor);
+        if always || l.exists {
+            l.tat += delta * 1_000_000.0 / l.rate;
+            if l.tat < t {
+                l.tat = t;
+            }
+            store(hash, &l, t, b, false);
+        }
+        l.rate
+    };
+    let rate = shift(table, b.max_rate, b.min_rate, true);
+    if let Some(hash) = key {
+        shift(hash, b.key_max, b.key_min, false);
+    }
+    milli(rate)
+}
+
+/// `throttle`: cuts the bucket in `scope` by `decrease` if its epoch is
+/// still `seen` (a hot-key bucket that does not exist yet is created at the
+/// table's rate and cut whatever `seen` is).
+///
+/// # Panics
+///
+/// For [`Scope::Key`] without a `key`: the script fails there too.
+pub fn throttle(
+    now: u64,
+    b: &Bounds,
+    table: &mut Option<Hash>,
+    key: Option<&mut Option<Hash>>,
+    mut seen: i64,
+    decrease: f64,
+    scope: Scope,
+) -> Throttle {
+    let t = now as f64;
+    expire(table, now);
+    let (hash, mut l) = match scope {
+        Scope::Key => {
+            let hash = key.expect("a key-scope throttle names KEYS[2]");
+            expire(hash, now);
+            let mut l = load(hash, t, b, b.key_max, b.key_min);
+            if !l.exists {
+                l.rate = lua_min(b.key_max, load(table, t, b, b.max_rate, b.min_rate).rate);
+                seen = 0;
+            }
+            (hash, l)
+        }
+        Scope::Table => {
+            let l = load(table, t, b, b.max_rate, b.min_rate);
+            (table, l)
+        }
+    };
+    if l.epoch != seen {
+        return Throttle {
+            cut: false,
+            rate_milli: milli(l.rate),
+        };
+    }
+    l.rate = lua_max(l.floor, l.rate * decrease);
+    l.epoch += 1;
+    store(hash, &l, t, b, true);
+    Throttle {
+        cut: true,
+        rate_milli: milli(l.rate),
+    }
+}
+
+/// `state`: the table bucket's rate, epoch and backlog; writes nothing.
+pub fn state(now: u64, b: &Bounds, table: &mut Option<Hash>) -> State {
+    let t = now as f64;
+    expire(table, now);
+    let l = load(table, t, b, b.max_rate, b.min_rate);
+    State {
+        rate_milli: milli(l.rate),
+        epoch: l.epoch,
+        backlog_us: (l.tat - t).ceil() as i64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const START: u64 = 1_780_000_000_000_000;
+    const SECOND: u64 = 1_000_000;
+
+    /// 10 units/s, floor 2, climbing 1 unit/s per second, no burst; hot keys
+    /// between 1 and 4.
+    const B: Bounds = Bounds {
+        max_rate: 10.0,
+        min_rate: 2.0,
+        increase: 1.0,
+        burst_us: 0.0,
+        key_max: 4.0,
+        key_min: 1.0,
+    };
+
+    fn take(now: u64, table: &mut Option<Hash>, key: Option<&mut Option<Hash>>) -> Reserve {
+        reserve(now, &B, table, key, 1.0, 1e9)
+    }
+
+    #[test]
+    fn calls_at_one_instant_are_paced_one_unit_time_apart() {
+        let mut table = None;
+        let waits: Vec<i64> = (0..4)
+            .map(|_| take(START, &mut table, None).wait_us)
+            .collect();
+        assert_eq!(waits, [0, 100_000, 200_000, 300_000]);
+        assert_eq!(table.unwrap().tat, (START + 400_000) as f64);
+        let s = state(START, &B, &mut table);
+        assert_eq!((s.rate_milli, s.epoch, s.backlog_us), (10_000, 0, 400_000));
+    }
+
+    #[test]
+    fn a_refusal_writes_nothing() {
+        let mut table = None;
+        take(START, &mut table, None);
+        take(START, &mut table, None);
+        let before = table;
+        let r = reserve(START, &B, &mut table, None, 1.0, 150_000.0);
+        assert_eq!(r.reply(), [0, 200_000, 10_000, 0, -1]);
+        assert_eq!(table, before);
+    }
+
+    #[test]
+    fn the_calls_of_one_epoch_cut_the_rate_once() {
+        let mut table = None;
+        let epoch = take(START, &mut table, None).epoch;
+        let first = throttle(START, &B, &mut table, None, epoch, 0.5, Scope::Table);
+        assert_eq!(first.reply(), [1, 5_000]);
+        let second = throttle(START, &B, &mut table, None, epoch, 0.5, Scope::Table);
+        assert_eq!(second.reply(), [0, 5_000], "admitted in the old epoch");
+        assert_eq!(table.unwrap().cut.unwrap().epoch, 1);
+        let newer = take(START, &mut table, None).epoch;
+        assert_eq!(newer, 1);
+        let third = throttle(START, &B, &mut table, None, newer, 0.5, Scope::Table);
+        assert_eq!(third.reply(), [1, 2_500]);
+    }
+
+    #[test]
+    fn cuts_stop_at_the_floor() {
+        let mut table = None;
+        for epoch in 0..5 {
+            throttle(START, &B, &mut table, None, epoch, 0.5, Scope::Table);
+        }
+        assert_eq!(state(START, &B, &mut table).rate_milli, 2_000);
+    }
+
+    #[test]
+    fn a_cut_rate_climbs_back_linearly_to_the_ceiling() {
+        let mut table = None;
+        throttle(START, &B, &mut table, None, 0, 0.5, Scope::Table);
+        let at = |dt| state(START + dt, &B, &mut table.clone()).rate_milli;
+        assert_eq!(
+            [at(0), at(SECOND), at(3 * SECOND / 2), at(60 * SECOND)],
+            [5_000, 6_000, 6_500, 10_000]
+        );
+    }
+
+    #[test]
+    fn a_stored_rate_keeps_fourteen_digits() {
+        let mut table = None;
+        throttle(START, &B, &mut table, None, 0, 1.0 / 3.0, Scope::Table);
+        assert_eq!(table.unwrap().cut.unwrap().rate, 3.3333333333333);
+    }
+
+    #[test]
+    fn a_hot_key_gets_its_own_bucket_at_its_first_throttle() {
+        let (mut table, mut key) = (None, None);
+        assert_eq!(take(START, &mut table, Some(&mut key)).key_epoch, -1);
+        assert_eq!(key, None, "no bucket before a hot-key throttle");
+        let cut = throttle(START, &B, &mut table, Some(&mut key), -1, 0.5, Scope::Key);
+        assert_eq!(cut.reply(), [1, 2_000], "the key's ceiling (4), halved");
+        assert_eq!(
+            state(START, &B, &mut table).rate_milli,
+            10_000,
+            "table untouched"
+        );
+        // The key bucket, at 2 units/s, is idle: the next call waits only
+        // for the table; the one after waits for the key (half a second).
+        let next = take(START, &mut table, Some(&mut key));
+        assert_eq!(next.reply(), [1, 100_000, 10_000, 0, 1]);
+        assert_eq!(take(START, &mut table, Some(&mut key)).wait_us, 500_000);
+        let other = take(START, &mut table, None);
+        assert_eq!(
+            other.wait_us, 300_000,
+            "calls naming no key pace on the table only"
+        );
+    }
+
+    #[test]
+    fn a_hash_expires_a_second_after_it_is_paid_and_back_at_its_ceiling() {
+        let mut table = None;
+        throttle(START, &B, &mut table, None, 0, 0.5, Scope::Table);
+        // 5 units/s below the ceiling at 1 unit/s per second: 5 s, then 1 s.
+        assert_eq!(table.unwrap().ttl_ms, 6_000);
+        let mut kept = table;
+        assert!(!expire(&mut kept, START + 6 * SECOND));
+        assert!(expire(&mut kept, START + 6 * SECOND + 1_000));
+        assert_eq!(state(START + 7 * SECOND, &B, &mut table).epoch, 0);
+    }
+}

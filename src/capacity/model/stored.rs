@@ -1,0 +1,35 @@
+//! A bucket's hash as the script leaves it, and its expiry.
+
+/// The fields only a cut writes, all three together: absent until the
+/// bucket's first cut (and the script reads that as "does not exist").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cut {
+    /// `rate`, as stored: 14 significant digits.
+    pub rate: f64,
+    /// `at`: the clock (µs) at the cut.
+    pub at: f64,
+    /// `epoch`: how many cuts.
+    pub epoch: i64,
+}
+
+/// One bucket's hash as the script leaves it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hash {
+    /// `tat`, as stored: a whole number of µs.
+    pub tat: f64,
+    /// `rate`, `at` and `epoch`.
+    pub cut: Option<Cut>,
+    /// The TTL (ms) the last write gave the key.
+    pub ttl_ms: u64,
+    /// The clock (ms) at the last write.
+    pub written_ms: u64,
+}
+
+/// Drops `hash` when its TTL has run out at `now` (µs); true when it did.
+pub fn expire(hash: &mut Option<Hash>, now: u64) -> bool {
+    let gone = hash.is_some_and(|h| now / 1000 > h.written_ms + h.ttl_ms);
+    if gone {
+        *hash = None;
+    }
+    gone
+}
