@@ -2,9 +2,11 @@
 //! throttles, answers 500s and drops responses after applying writes. Every
 //! writer records what it was told; afterwards the table is compared with
 //! that ledger: no duplicates, no false conflicts, nothing reported done that
-//! is missing, no lost batch item.
+//! is missing, no lost batch item. Writes whose answer was lost are resolved
+//! as replays, and the writes left unresolved are bounded (see `run_ledger`).
 //!
-//! `LEDGER_WRITES` sets the number of single-item writes (default 10,000);
+//! `LEDGER_WRITES` sets the number of single-item writes (default 10,000, at
+//! least 1,000: with fewer, the 3 % of lost answers are too few to count on);
 //! the long run is `LEDGER_WRITES=100000 cargo nextest run --test repository_ledger
 //! --run-ignored all` (see the README).
 
@@ -19,14 +21,17 @@ use dynagate::ResilientClient;
 use dynagate::repository::{
     Consistency, Key, KeySchema, KeyType, Repository, RepositoryError, WriteToken,
 };
+use dynagate::retry::GiveUp::{self, BudgetExhausted, DeadlineExceeded, MaxAttempts};
 use dynagate::retry::RetryPolicy;
-use dynagate_fault_proxy::{Capacity, ErrorKind, Rule, RunningProxy};
+use dynagate_fault_proxy::{Capacity, ErrorKind, OperationStats, Rule, RunningProxy, Stats};
 use serde::{Deserialize, Serialize};
 
 const WRITERS: usize = 16;
 const BATCH: usize = 10;
 /// Write units per second the proxy grants the table.
 const CAPACITY: u32 = 400;
+/// The fewest writes for which the faults are sure to show (see the module doc).
+const MIN_WRITES: u32 = 1_000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Entry {
@@ -43,16 +48,27 @@ struct Ledger {
     done: Vec<String>,
     replayed: usize,
     /// Creates that failed for good; they may or may not be stored.
-    unknown: Vec<String>,
+    unknown: Vec<Unresolved>,
     /// Creates reported as conflicts: every key is unique, so each is false.
     false_conflicts: Vec<String>,
-    /// Counter updates reported done, and those that failed for good.
+    /// Counter updates reported done (and of those, replayed), and those that
+    /// failed for good.
     counter_done: u64,
-    counter_unknown: u64,
+    counter_replayed: usize,
+    counter_unknown: Vec<Unresolved>,
     /// Batch items confirmed, and reported unprocessed.
     batch_done: Vec<String>,
     batch_unprocessed: Vec<String>,
     other_errors: Vec<String>,
+}
+
+/// A write that failed for good: its key, why the loop gave up, and whether
+/// the caller was told it may have been applied.
+#[derive(Debug)]
+struct Unresolved(String, GiveUp, bool);
+
+fn unresolved(key: &str, failure: &dynagate::repository::DynamoFailure) -> Unresolved {
+    Unresolved(key.to_owned(), failure.reason(), failure.may_have_applied())
 }
 
 async fn proxy() -> RunningProxy {
@@ -92,10 +108,8 @@ async fn writer(id: u32, writes: u32, entries: Repository<Entry>) -> Ledger {
         seq: 0,
         version,
     };
-    entries
-        .create(&counter(0), &WriteToken::generate())
-        .await
-        .unwrap();
+    let created = entries.create(&counter(0), &WriteToken::generate()).await;
+    ledger.counter_replayed += usize::from(created.unwrap().replayed);
     let mut counter_version = 1;
     let mut seq = 0;
     while seq < writes {
@@ -138,10 +152,13 @@ async fn writer(id: u32, writes: u32, entries: Repository<Entry>) -> Ledger {
             {
                 Ok(written) => {
                     ledger.counter_done += 1;
+                    ledger.counter_replayed += usize::from(written.replayed);
                     counter_version = written.version.unwrap();
                 }
-                Err(RepositoryError::Dynamodb(_)) => {
-                    ledger.counter_unknown += 1;
+                Err(RepositoryError::Dynamodb(failure)) => {
+                    ledger
+                        .counter_unknown
+                        .push(unresolved(&counter_key, &failure));
                     let stored = entries
                         .get_versioned(&Key::new(counter_key.as_str()), Consistency::Strong)
                         .await
@@ -164,7 +181,9 @@ async fn writer(id: u32, writes: u32, entries: Repository<Entry>) -> Ledger {
                 ledger.done.push(key);
             }
             Err(RepositoryError::Conflict { .. }) => ledger.false_conflicts.push(key),
-            Err(RepositoryError::Dynamodb(_)) => ledger.unknown.push(key),
+            Err(RepositoryError::Dynamodb(failure)) => {
+                ledger.unknown.push(unresolved(&key, &failure));
+            }
             Err(other) => ledger.other_errors.push(other.to_string()),
         }
         seq += 1;
@@ -198,7 +217,32 @@ async fn stored_items(
     }
 }
 
+/// The sum of one counter over every table and operation.
+fn total(stats: &Stats, counter: impl Fn(&OperationStats) -> u64) -> u64 {
+    let all = stats.tables.values().flat_map(|ops| ops.values());
+    all.map(counter).sum()
+}
+
+/// Runs the writers, then checks the table against their ledgers.
+///
+/// Replays: a write whose answer the proxy lost after applying it is retried,
+/// meets itself and reports `replayed`. The proxy loses ~3 % of the answers it
+/// forwards, at random, so the test requires the fault it relies on (at least
+/// `writes / 100` lost PutItem answers), then a replayed create; each replay
+/// needs a lost answer of its own, so there are at most as many.
+///
+/// Unresolved writes (failed for good) each ran out of deadline, attempts or
+/// retry budget (a lost answer alone never leaves a write unresolved); one
+/// found applied was reported as may-have-applied; and they are at most 1 %.
+/// Each write is idempotent with 10 attempts in 30 s, an attempt failing ~9 %
+/// of the time (3 % each of 500s, throttles, lost answers, plus capacity
+/// throttles): ten failures in a row are negligible, so more than 1 % means
+/// the loop gives up on faults it should ride out.
 async fn run_ledger(writes: u32) {
+    assert!(
+        writes >= MIN_WRITES,
+        "LEDGER_WRITES={writes}: at least {MIN_WRITES} (see the module doc)"
+    );
     let table = common::TestTable::create("ledger").await;
     let proxy = proxy().await;
     let entries = entries_through(&proxy, &table, Duration::from_secs(30)).await;
@@ -216,48 +260,29 @@ async fn run_ledger(writes: u32) {
     let elapsed = started.elapsed();
     let stored = Arc::new(stored_items(&table).await);
     let stats = proxy.stats();
+    let puts = stats.operation(table.name(), "PutItem");
 
     let sum = |f: fn(&Ledger) -> usize| ledgers.iter().map(f).sum::<usize>();
     let done = sum(|l| l.done.len());
     let unknown = sum(|l| l.unknown.len());
+    let replayed = sum(|l| l.replayed);
+    let counter_replayed = sum(|l| l.counter_replayed);
     let batch_done = sum(|l| l.batch_done.len());
-    let injected: u64 = stats
-        .tables
-        .values()
-        .flat_map(|ops| ops.values())
-        .map(|s| s.injected_total())
-        .sum();
-    let dropped: u64 = stats
-        .tables
-        .values()
-        .flat_map(|ops| ops.values())
-        .map(|s| s.dropped_responses)
-        .sum();
+    let injected = total(&stats, OperationStats::injected_total);
+    let dropped = total(&stats, |s| s.dropped_responses);
     eprintln!(
-        "ledger: {} creates ({} done, {} replayed after a lost answer, {} given up), \
-         {} counter updates, {} batch items ({} unprocessed), in {:.1?}; proxy injected {} errors, \
-         throttled {} requests at {CAPACITY} WCU/s, held back {} batch items as unprocessed \
-         and dropped {} responses",
+        "ledger: {} creates ({done} done, {replayed} replayed after a lost answer, {unknown} \
+         given up), {} counter updates ({counter_replayed} replayed), {} batch items ({} \
+         unprocessed), in {elapsed:.1?}; proxy injected {injected} errors, throttled {} \
+         requests at {CAPACITY} WCU/s, held back {} batch items as unprocessed and dropped \
+         {dropped} responses ({} of them PutItem)",
         done + unknown,
-        done,
-        sum(|l| l.replayed),
-        unknown,
-        ledgers
-            .iter()
-            .map(|l| l.counter_done + l.counter_unknown)
-            .sum::<u64>(),
+        sum(|l| l.counter_done as usize + l.counter_unknown.len()),
         batch_done + sum(|l| l.batch_unprocessed.len()),
         sum(|l| l.batch_unprocessed.len()),
-        elapsed,
-        injected,
-        stats
-            .tables
-            .values()
-            .flat_map(|ops| ops.values())
-            .map(|s| s.throttled_total())
-            .sum::<u64>(),
+        total(&stats, OperationStats::throttled_total),
         stats.table(table.name()).unprocessed,
-        dropped,
+        puts.dropped_responses,
     );
 
     for ledger in &ledgers {
@@ -275,15 +300,15 @@ async fn run_ledger(writes: u32) {
         }
     }
     // No duplicates: each counter moved exactly once per reported update, plus
-    // at most once per update whose outcome was unknown.
+    // at most once per update that failed for good saying it may have applied.
     for (id, ledger) in ledgers.iter().enumerate() {
         let key = format!("counter-{id}");
         let version: u64 = stored[&key]["version"].as_n().unwrap().parse().unwrap();
         let applied = version - 1;
+        let maybe = ledger.counter_unknown.iter().filter(|u| u.2);
         assert!(
-            applied >= ledger.counter_done
-                && applied <= ledger.counter_done + ledger.counter_unknown,
-            "counter {id}: version {version}, {} updates done, {} unknown",
+            applied >= ledger.counter_done && applied <= ledger.counter_done + maybe.count() as u64,
+            "counter {id}: version {version}, {} updates done, unresolved: {:?}",
             ledger.counter_done,
             ledger.counter_unknown
         );
@@ -294,6 +319,39 @@ async fn run_ledger(writes: u32) {
     assert!(
         dropped > 0 && injected > 0,
         "the proxy injected faults: {stats}"
+    );
+
+    // Replays happened, each after a lost answer of its own.
+    let lost = puts.dropped_responses;
+    assert!(
+        lost >= u64::from(writes / 100),
+        "the proxy lost only {lost} PutItem answers after applying them: {stats}"
+    );
+    assert!(replayed > 0, "no create replayed after {lost} lost answers");
+    assert!(
+        (replayed + counter_replayed) as u64 <= lost + puts.upstream_errors,
+        "{replayed} + {counter_replayed} replays, but only {lost} answers were lost"
+    );
+
+    // The writes left unresolved are bounded (see above).
+    let unresolved: Vec<&Unresolved> = ledgers
+        .iter()
+        .flat_map(|l| l.unknown.iter().chain(&l.counter_unknown))
+        .collect();
+    for Unresolved(key, reason, may_have_applied) in &unresolved {
+        let ran_out = matches!(reason, DeadlineExceeded | BudgetExhausted | MaxAttempts);
+        assert!(ran_out, "{key}: an idempotent write gave up: {reason:?}");
+        // Counters always exist; a create's key exists only if it was applied.
+        let applied = key.starts_with("entry-") && stored.contains_key(key);
+        assert!(
+            !applied || *may_have_applied,
+            "{key}: applied, reported not"
+        );
+    }
+    assert!(
+        unresolved.len() <= (writes / 100) as usize,
+        "{} of {writes} writes unresolved: {unresolved:?}",
+        unresolved.len()
     );
     proxy.shutdown().await;
     table.delete().await;
