@@ -71,7 +71,7 @@ run_example() {
   printf '         -d %s\n' "'{\"user_id\":\"ada\",\"email\":\"ada@example.com\",\"name\":\"Ada Lovelace\"}'"
   # shellcheck disable=SC2016 # $KEY is for the reader's shell
   printf '    curl -i http://%s/api/v1/users/ada -H "X-API-Key: $KEY"\n' "$bind"
-  printf '    curl http://%s/openapi.json; curl http://%s/metrics\n\n' "$bind" "$bind"
+  printf '    curl http://%s/openapi.json; curl http://%s/metrics\n\n' "$bind" "${OPS_BIND_ADDR:-127.0.0.1:9090}"
   BIND_ADDR="$bind" cargo run -q -p users-api
 }
 

@@ -102,15 +102,42 @@ async fn with_redis_dead_requests_follow_the_failure_policy_not_500() {
     let key = state.keys.issue("tests", 100, 100, 100_000).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let ops_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ops_addr = ops_listener.local_addr().unwrap();
+    tokio::spawn(users_api::run(
+        ops_listener,
+        users_api::ops_app(state.clone()),
+        config.connections.clone(),
+        std::future::pending(),
+    ));
     tokio::spawn(users_api::run(
         listener,
         users_api::app(state, Some(limits)),
+        config.connections.clone(),
         std::future::pending(),
     ));
 
-    redis.kill();
-
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let readyz = || {
+        client.request(
+            Request::builder()
+                .uri(format!("http://{ops_addr}/readyz"))
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+    };
+    assert_eq!(readyz().await.unwrap().status(), StatusCode::OK);
+
+    redis.kill();
+    // Issue 14, point 10: readiness is cached for a second, so a flood of
+    // probes is not a flood of DescribeTable calls and PINGs.
+    assert_eq!(
+        readyz().await.unwrap().status(),
+        StatusCode::OK,
+        "answered from the cache"
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
     let mut statuses = Vec::new();
     for _ in 0..5 {
         let request = Request::builder()
@@ -126,15 +153,7 @@ async fn with_redis_dead_requests_follow_the_failure_policy_not_500() {
         statuses.iter().all(|s| *s == StatusCode::NOT_FOUND),
         "{statuses:?}"
     );
-    let ready = client
-        .request(
-            Request::builder()
-                .uri(format!("http://{addr}/readyz"))
-                .body(Full::new(Bytes::new()))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let ready = readyz().await.unwrap();
     assert_eq!(
         ready.status(),
         StatusCode::SERVICE_UNAVAILABLE,

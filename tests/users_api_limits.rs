@@ -13,6 +13,9 @@ use users_api_server::{Api, Reply, assert_error};
 #[tokio::test]
 async fn keys_are_required_and_guessing_them_is_limited_per_address() {
     let api = Api::start().await;
+    // The caller uses its valid key once, so this instance knows it.
+    let known = api.call(Method::GET, "/api/v1/users/x", &[], "").await;
+    assert_error(&known, StatusCode::NOT_FOUND, "not_found");
     let missing = api.send(Method::GET, "/api/v1/users/x", &[], "").await;
     assert_error(&missing, StatusCode::UNAUTHORIZED, "missing_api_key");
     let query_string = api
@@ -62,7 +65,8 @@ async fn keys_are_required_and_guessing_them_is_limited_per_address() {
         )
         .await;
     assert_error(&forged, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
-    // The valid key still works from this address: failed guesses limit guessing only.
+    // A valid key this instance knows still works from the locked-out address
+    // (unknown keys are refused there without a lookup: cheap before expensive).
     let ok = api.call(Method::GET, "/api/v1/users/x", &[], "").await;
     assert_error(&ok, StatusCode::NOT_FOUND, "not_found");
 }

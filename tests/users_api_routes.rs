@@ -197,13 +197,23 @@ async fn health_readiness_metrics_and_openapi() {
         (health.status, &health.json["status"]),
         (StatusCode::OK, &json!("ok"))
     );
-    let ready = api.send(Method::GET, "/readyz", &[], "").await;
+    let ready = api.ops("/readyz").await;
     assert_eq!(ready.status, StatusCode::OK, "{:?}", ready.json);
     assert_eq!(ready.json, json!({ "dynamodb": "ok", "redis": "ok" }));
+    // Issue 14, point 10: the operational endpoints are not on the public
+    // listener (the public one answers them like any unknown path).
+    for path in ["/readyz", "/metrics"] {
+        let public = api.send(Method::GET, path, &[], "").await;
+        assert_eq!(
+            public.status,
+            StatusCode::NOT_FOUND,
+            "{path} on the public listener"
+        );
+    }
 
     api.call(Method::POST, "/api/v1/users", &[], &user("m"))
         .await;
-    let metrics = api.send(Method::GET, "/metrics", &[], "").await;
+    let metrics = api.ops("/metrics").await;
     let text = metrics.json.as_str().expect("Prometheus text");
     for name in [
         "http_requests_total",

@@ -33,4 +33,14 @@ pub type AuthFuture<'a> =
 pub trait Authenticate: Send + Sync + fmt::Debug {
     /// Looks the key up.
     fn authenticate<'a>(&'a self, api_key: &'a str) -> AuthFuture<'a>;
+
+    /// The caller of a key known to be valid from local state alone (a cache
+    /// of recent lookups), without any I/O; `None` when unknown. The layer
+    /// asks this for an address locked out for failed authentications: a
+    /// valid key it already knows still passes, any other key is refused
+    /// without a lookup. The default knows nothing.
+    fn cached(&self, api_key: &str) -> Option<Caller> {
+        let _ = api_key;
+        None
+    }
 }

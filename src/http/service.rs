@@ -96,16 +96,26 @@ where
         .map(|v| v.to_str().unwrap_or(""));
     let (subject, limits) = match (key, &config.authenticator) {
         (Some(key), Some(authenticator)) => {
-            if let Some(wait) = config.lockouts.remaining(&ip_subject) {
-                return Ok(locked_out(&config.failed_auth, wait));
-            }
+            // A locked-out address: only a key already known to be valid
+            // passes; anything else is refused before it costs a lookup.
+            let known = match config.lockouts.remaining(&ip_subject) {
+                Some(wait) => match authenticator.cached(key) {
+                    Some(caller) => Some(caller),
+                    None => return Ok(locked_out(&config.failed_auth, wait)),
+                },
+                None => None,
+            };
             if let Some(ceiling) = &config.ip_ceiling {
                 let decision = config.limiter.check(ceiling, &ip_subject, cost).await;
                 if !decision.allowed() {
                     return Ok(too_many(ceiling, &decision));
                 }
             }
-            match authenticator.authenticate(key).await {
+            let found = match known {
+                Some(caller) => Ok(Some(caller)),
+                None => authenticator.authenticate(key).await,
+            };
+            match found {
                 Ok(Some(caller)) => {
                     let limits = caller
                         .limits

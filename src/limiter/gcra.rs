@@ -77,6 +77,7 @@ fn check(quota: &Quota, stored: Option<u64>, now: u64, cost: u64) -> Check {
 /// # Panics
 ///
 /// When `quotas` and `tats` differ in length or are empty.
+#[allow(unreachable_pub)] // public through `test_util` (feature test-util)
 pub fn decide(now: u64, quotas: &[Quota], tats: &mut [Option<u64>], cost: u64) -> Verdict {
     assert_eq!(quotas.len(), tats.len(), "one stored TAT per quota");
     assert!(!quotas.is_empty(), "at least one quota");

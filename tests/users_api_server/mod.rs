@@ -20,6 +20,8 @@ use crate::common;
 /// A running users API on its own tables and limiter prefix.
 pub struct Api {
     addr: SocketAddr,
+    /// Where `/metrics` and `/readyz` are served.
+    ops_addr: SocketAddr,
     /// An API key issued for the test.
     pub key: String,
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
@@ -84,16 +86,30 @@ impl Api {
         let (state, limits) = users_api::build(&config, &aws).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let ops_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ops_addr = ops_listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
+        let (stop_ops, ops_stopped) = oneshot::channel::<()>();
+        tokio::spawn(users_api::run(
+            ops_listener,
+            users_api::ops_app(state.clone()),
+            config.connections.clone(),
+            async {
+                let _ = ops_stopped.await;
+            },
+        ));
         tokio::spawn(users_api::run(
             listener,
             users_api::app(state, Some(limits)),
-            async {
+            config.connections.clone(),
+            async move {
                 let _ = stopped.await;
+                let _ = stop_ops.send(());
             },
         ));
         Api {
             addr,
+            ops_addr,
             key,
             client: Client::builder(TokioExecutor::new()).build_http(),
             stop: Some(stop),
@@ -110,9 +126,31 @@ impl Api {
         headers: &[(&str, &str)],
         body: &str,
     ) -> Reply {
+        self.send_to(self.addr, method, path, headers, body).await
+    }
+
+    /// The API's address, for raw socket tests.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A GET on the operational listener (`/metrics`, `/readyz`).
+    pub async fn ops(&self, path: &str) -> Reply {
+        self.send_to(self.ops_addr, Method::GET, path, &[], "")
+            .await
+    }
+
+    async fn send_to(
+        &self,
+        addr: SocketAddr,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Reply {
         let mut request = Request::builder()
             .method(method)
-            .uri(format!("http://{}{path}", self.addr));
+            .uri(format!("http://{addr}{path}"));
         for (name, value) in headers {
             request = request.header(*name, *value);
         }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use dynagate::http::TrustedProxies;
+use dynagate::http::{ForwardedHeader, ServeConfig, TrustedProxies};
 use dynagate::limiter::FailurePolicy;
 
 /// Settings: `Config::from_env` reads them (see the README's table).
@@ -31,6 +31,8 @@ pub struct Config {
     pub table_capacity: TableCapacitySetting,
     /// Key prefix of the capacity gate's buckets in Redis.
     pub capacity_prefix: String,
+    /// The API listener's connection limits.
+    pub connections: ServeConfig,
 }
 
 /// Where the capacity gate of the users table gets the table's capacity.
@@ -110,6 +112,7 @@ impl Config {
             quotas: Quotas::default(),
             table_capacity: TableCapacitySetting::Describe,
             capacity_prefix: "dynagate:capacity".to_owned(),
+            connections: ServeConfig::default(),
         }
     }
 
@@ -149,8 +152,32 @@ impl Config {
                 ));
             }
         };
-        config.trusted_proxies =
-            TrustedProxies::parse(&env_or("TRUSTED_PROXIES", "")).map_err(|e| e.to_string())?;
+        let header: ForwardedHeader = env_or("TRUSTED_PROXY_HEADER", "x-forwarded-for")
+            .parse()
+            .map_err(|e| format!("TRUSTED_PROXY_HEADER: {e}"))?;
+        config.trusted_proxies = TrustedProxies::parse(&env_or("TRUSTED_PROXIES", ""))
+            .map_err(|e| format!("TRUSTED_PROXIES: {e}"))?
+            .header(header);
+        let seconds = |name: &str, default: u64| -> Result<Duration, String> {
+            let value = number(name, default)?;
+            if value == 0 {
+                return Err(format!("{name} must be at least 1 second"));
+            }
+            Ok(Duration::from_secs(value))
+        };
+        let count = |name: &str, default: u64| -> Result<usize, String> {
+            usize::try_from(number(name, default)?)
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("{name} must be at least 1"))
+        };
+        config.connections = ServeConfig::default()
+            .header_timeout(seconds("HEADER_TIMEOUT_SECS", 5)?)
+            .idle_timeout(seconds("IDLE_TIMEOUT_SECS", 30)?)
+            .body_timeout(seconds("BODY_TIMEOUT_SECS", 10)?)
+            .max_connections(count("MAX_CONNECTIONS", 1000)?)
+            .max_per_address(count("MAX_CONNECTIONS_PER_ADDRESS", 64)?)
+            .trusted_proxies(config.trusted_proxies.clone());
         config.dynamodb_deadline = Duration::from_millis(number("DYNAMODB_DEADLINE_MS", 2000)?);
         config.limiter_deadline = Duration::from_millis(number("LIMITER_DEADLINE_MS", 50)?);
         config.table_capacity = TableCapacitySetting::parse(&env_or("TABLE_CAPACITY", "describe"))?;

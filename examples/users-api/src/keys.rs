@@ -1,9 +1,8 @@
 //! API keys: issued once, stored hashed (SHA-256) with their owner and quota
 //! in DynamoDB, checked in constant time, cached briefly, never logged.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dynagate::http::{AuthFuture, AuthUnavailable, Authenticate, Caller};
 use dynagate::limiter::{Limits, Quota};
@@ -12,6 +11,9 @@ use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+use crate::key_cache::{KeyCache, Known};
+use crate::limits::MAX_COST;
 
 const PREFIX: &str = "dg_";
 const SECRET_HEX: usize = 64;
@@ -66,21 +68,18 @@ fn well_formed(key: &str) -> bool {
         && key[PREFIX.len()..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// Recent lookups by key hash: when, and what they found.
-type LookupCache = Arc<Mutex<HashMap<String, (Instant, Option<Caller>)>>>;
-
 /// Looks keys up in the `api_keys` table.
 #[derive(Debug, Clone)]
 pub struct KeyStore {
     keys: Repository<ApiKeyRecord>,
-    cache: LookupCache,
+    cache: Arc<KeyCache>,
 }
 
 impl KeyStore {
     pub fn new(keys: Repository<ApiKeyRecord>) -> KeyStore {
         KeyStore {
             keys,
-            cache: Arc::default(),
+            cache: Arc::new(KeyCache::new(10_000, 10_000, CACHE_FOR)),
         }
     }
 
@@ -108,6 +107,13 @@ impl KeyStore {
         record
             .limits()
             .ok_or("the quota numbers must be at least 1")?;
+        // A write costs MAX_COST tokens: a smaller burst could never write.
+        if burst < MAX_COST || per_day < MAX_COST {
+            return Err(format!(
+                "--burst and --per-day must be at least {MAX_COST}: a write costs {MAX_COST} \
+                 tokens, and a key that cannot hold one could never write"
+            ));
+        }
         self.keys
             .create(&record, &WriteToken::generate())
             .await
@@ -120,14 +126,10 @@ impl KeyStore {
             return Ok(None);
         }
         let key_hash = hash(key);
-        if let Some((at, caller)) = self
-            .cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key_hash)
-            && at.elapsed() < CACHE_FOR
-        {
-            return Ok(caller.clone());
+        match self.cache.get(&key_hash) {
+            Some(Known::Valid(caller)) => return Ok(Some(caller)),
+            Some(Known::Invalid) => return Ok(None),
+            None => {}
         }
         let record = self
             .keys
@@ -145,11 +147,7 @@ impl KeyStore {
                 limits: record.limits().map(Arc::new),
             })
         });
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() > 10_000 {
-            cache.clear();
-        }
-        cache.insert(key_hash, (Instant::now(), caller.clone()));
+        self.cache.remember(key_hash, caller.clone());
         Ok(caller)
     }
 }
@@ -157,6 +155,16 @@ impl KeyStore {
 impl Authenticate for KeyStore {
     fn authenticate<'a>(&'a self, api_key: &'a str) -> AuthFuture<'a> {
         Box::pin(self.lookup(api_key))
+    }
+
+    fn cached(&self, api_key: &str) -> Option<Caller> {
+        if !well_formed(api_key) {
+            return None;
+        }
+        match self.cache.get(&hash(api_key)) {
+            Some(Known::Valid(caller)) => Some(caller),
+            _ => None,
+        }
     }
 }
 

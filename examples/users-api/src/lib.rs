@@ -14,6 +14,7 @@
 //! | `capacity` | the users table's capacity gate |
 //! | `limits` | the quotas as a rate-limit layer |
 //! | `keys` | API keys: issued, stored hashed, looked up |
+//! | `key_cache` | recent lookups, valid and invalid keys bounded apart |
 //! | `model` | what clients send and get, and its validation |
 //! | `routes` | the handlers of `/api/v1/users` |
 //! | `errors` | every error as a response, in one place |
@@ -26,16 +27,17 @@ mod app;
 mod capacity;
 pub mod config;
 pub mod errors;
+mod key_cache;
 pub mod keys;
 mod limits;
 pub mod model;
 mod openapi;
-mod readiness;
+pub mod readiness;
 pub mod routes;
 mod state;
 mod telemetry;
 
-pub use app::{BODY_LIMIT, app, run};
+pub use app::{BODY_LIMIT, app, ops_app, run};
 pub use config::{Config, Quotas, TableCapacitySetting};
 pub use openapi::ApiDoc;
 pub use state::{AppState, build};

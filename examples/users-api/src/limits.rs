@@ -11,6 +11,9 @@ use http::Method;
 use crate::config::Config;
 use crate::keys::KeyStore;
 
+/// The most a request costs: a write (a GET costs 1). Quotas must hold it.
+pub(crate) const MAX_COST: u64 = 2;
+
 /// The rate-limit layer: callers authenticated by `keys`, limited per key,
 /// per address and per failed authentication, as `config.quotas` says.
 pub(crate) fn rate_limit_layer(
@@ -60,7 +63,13 @@ pub(crate) fn rate_limit_layer(
         .authenticator(Arc::new(keys))
         .ip_ceiling(ip_ceiling)
         .trusted_proxies(config.trusted_proxies.clone())
-        .cost(2, |parts| if parts.method == Method::GET { 1 } else { 2 })
+        .cost(MAX_COST, |parts| {
+            if parts.method == Method::GET {
+                1
+            } else {
+                MAX_COST
+            }
+        })
         .exempt(|parts| !parts.uri.path().starts_with("/api/"))
         .build()
         .map_err(|e| e.to_string())

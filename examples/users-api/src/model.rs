@@ -17,9 +17,10 @@ pub struct NewUser {
         max_length = 254
     )]
     pub email: String,
-    /// 1 to 100 characters, not blank, no control characters.
+    /// 1 to 100 characters, not blank, no control characters, no invisible
+    /// format characters (bidi overrides, zero-width spaces).
     #[schema(
-        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$",
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F\\u00AD\\u061C\\u180E\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*[^\\s\\u0000-\\u001F\\u007F-\\u009F\\u00AD\\u061C\\u180E\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF][^\\u0000-\\u001F\\u007F-\\u009F\\u00AD\\u061C\\u180E\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*$",
         min_length = 1,
         max_length = 100
     )]
@@ -36,9 +37,10 @@ pub struct UserChange {
         max_length = 254
     )]
     pub email: String,
-    /// 1 to 100 characters, not blank, no control characters.
+    /// 1 to 100 characters, not blank, no control characters, no invisible
+    /// format characters (bidi overrides, zero-width spaces).
     #[schema(
-        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$",
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F\\u00AD\\u061C\\u180E\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*[^\\s\\u0000-\\u001F\\u007F-\\u009F\\u00AD\\u061C\\u180E\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF][^\\u0000-\\u001F\\u007F-\\u009F\\u00AD\\u061C\\u180E\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]*$",
         min_length = 1,
         max_length = 100
     )]
@@ -125,7 +127,31 @@ pub fn validate_name(name: &str) -> Result<(), String> {
     if name.chars().any(char::is_control) {
         return Err("name may not contain control characters".into());
     }
+    if name.chars().any(invisible) {
+        return Err(
+            "name may not contain invisible format characters (bidi overrides, zero-width \
+             spaces): they make one name display as another"
+                .into(),
+        );
+    }
     Ok(())
+}
+
+/// Unicode format characters (category Cf) that change how text displays
+/// without showing themselves: bidi embeddings, overrides and isolates,
+/// zero-width spaces and joiners, word joiners, the BOM, the soft hyphen.
+fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
 }
 
 impl NewUser {
@@ -146,6 +172,22 @@ impl UserChange {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 14, point 13: names accepted bidi overrides and zero-width
+    /// characters, so one user could display as another.
+    #[test]
+    fn names_refuse_invisible_format_characters() {
+        for spoof in [
+            "Ada\u{202E}ecalevoL",
+            "A\u{200B}da",
+            "\u{2066}Ada\u{2069}",
+            "Ada\u{FEFF}",
+        ] {
+            assert!(validate_name(spoof).is_err(), "{spoof:?}");
+        }
+        assert!(validate_name("Ada Lovelace").is_ok());
+        assert!(validate_name("Zoë Ünal").is_ok());
+    }
 
     #[test]
     fn ids_emails_and_names() {

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::keys::{ApiKeyRecord, KeyStore};
 use crate::limits::rate_limit_layer;
 use crate::model::User;
+use crate::readiness::ReadinessCache;
 use crate::telemetry::metrics_handle;
 
 /// What the handlers share.
@@ -25,6 +26,7 @@ pub struct AppState {
     pub users_table: String,
     pub redis: RedisConnection,
     pub metrics: PrometheusHandle,
+    pub readiness: ReadinessCache,
 }
 
 /// Connects to DynamoDB and Redis and builds the state and the rate-limit layer.
@@ -58,6 +60,7 @@ pub async fn build(config: &Config, aws: &SdkConfig) -> Result<(AppState, RateLi
         users_table: config.users_table.clone(),
         redis,
         metrics: metrics_handle(),
+        readiness: ReadinessCache::default(),
     };
     Ok((state, layer))
 }

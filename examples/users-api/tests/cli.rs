@@ -1,0 +1,125 @@
+//! The `users-api` binary's CLI, run as a user runs it: `issue-key` against
+//! the local stack's `api_keys` table (`stack/stack.sh start` creates it).
+
+use std::process::Command;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use sha2::{Digest, Sha256};
+
+fn users_api() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_users-api"));
+    for (name, default) in [
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:8000"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "dynagatelocal"),
+        ("AWS_SECRET_ACCESS_KEY", "dynagatelocal"),
+    ] {
+        if std::env::var_os(name).is_none() {
+            command.env(name, default);
+        }
+    }
+    command.env("TABLE_CAPACITY", "off").env("RUST_LOG", "info");
+    command
+}
+
+async fn stored(key: &str) -> std::collections::HashMap<String, AttributeValue> {
+    let env = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+    let credentials = aws_sdk_dynamodb::config::Credentials::new(
+        env("AWS_ACCESS_KEY_ID", "dynagatelocal"),
+        env("AWS_SECRET_ACCESS_KEY", "dynagatelocal"),
+        None,
+        None,
+        "cli-test",
+    );
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new(env(
+            "AWS_REGION",
+            "us-east-1",
+        )))
+        .endpoint_url(env("AWS_ENDPOINT_URL", "http://127.0.0.1:8000"))
+        .credentials_provider(credentials)
+        .build();
+    let client = aws_sdk_dynamodb::Client::from_conf(config);
+    let hash = hex::encode(Sha256::digest(key.as_bytes()));
+    client
+        .get_item()
+        .table_name("api_keys")
+        .key("key_hash", AttributeValue::S(hash))
+        .send()
+        .await
+        .expect("the api_keys table of the local stack")
+        .item
+        .expect("the issued key is stored")
+}
+
+/// Issue 14, points 8 and 12: `issue-key` stored its own 10/20/100000 for
+/// every key, and its INFO log line went to stdout before the key, so
+/// `KEY=$(users-api issue-key ...)` captured two lines.
+#[tokio::test]
+async fn issue_key_prints_only_the_key_and_takes_the_configured_defaults() {
+    let out = users_api()
+        .args(["issue-key", "--owner", "cli-test"])
+        .env("KEY_PER_SECOND", "3")
+        .env("KEY_BURST", "7")
+        .env("KEY_PER_DAY", "500")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "stdout is the key alone: {stdout:?}");
+    assert!(lines[0].starts_with("dg_"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("shown once"), "{stderr}");
+
+    let record = stored(lines[0]).await;
+    let number = |name: &str| record[name].as_n().unwrap().clone();
+    assert_eq!(
+        (number("per_second"), number("burst"), number("per_day")),
+        ("3".into(), "7".into(), "500".into())
+    );
+}
+
+/// Issue 14, point 7: a key with a burst below a write's cost could never
+/// write; it is refused when issued.
+#[test]
+fn a_key_that_could_never_write_is_not_issued() {
+    let out = users_api()
+        .args(["issue-key", "--owner", "cli-test", "--burst", "1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--burst") && stderr.contains("at least 2"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+/// `LOG_FORMAT=json` was documented and read nowhere.
+#[test]
+fn log_format_json_writes_json_lines_on_stderr() {
+    let out = users_api()
+        .args(["issue-key", "--owner", "cli-json"])
+        .env("LOG_FORMAT", "json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let logs: Vec<&str> = stderr.lines().filter(|l| l.starts_with('{')).collect();
+    assert!(!logs.is_empty(), "no JSON log line: {stderr}");
+    for line in logs {
+        let parsed: serde_json::Value = serde_json::from_str(line).expect(line);
+        assert!(parsed["level"].is_string(), "{line}");
+    }
+}
