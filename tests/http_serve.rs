@@ -228,3 +228,35 @@ async fn settings_that_allow_nothing_are_refused() {
     .await;
     assert!(refused.is_err());
 }
+
+/// Issue 14, point 11: the errors hyper answers by itself had empty bodies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_hyper_answers_itself_have_the_json_shape() {
+    let server = start(config()).await;
+    let huge_header = format!(
+        "GET /whoami HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(1_000_000)
+    );
+    for (request, status, code) in [
+        (
+            "NOT HTTP AT ALL\r\n\r\n".to_owned(),
+            "400",
+            "invalid_request",
+        ),
+        (huge_header, "431", "headers_too_large"),
+    ] {
+        let mut stream = connect_from("127.0.0.6", server).await;
+        let _ = stream.write_all(request.as_bytes()).await;
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{answer}"
+        );
+        let (head, body) = answer.split_once("\r\n\r\n").expect("a head");
+        assert!(head.contains("application/json"), "{head}");
+        let json: serde_json::Value = serde_json::from_str(body).expect(body);
+        assert_eq!(json["error"], code, "{body}");
+    }
+}

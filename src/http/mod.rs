@@ -31,6 +31,7 @@ mod lockout;
 mod response;
 mod serve;
 mod service;
+mod stack_errors;
 
 pub use self::auth::{AuthFuture, AuthUnavailable, Authenticate, Caller};
 pub use self::client_ip::{Cidr, ForwardedHeader, TrustedProxies};

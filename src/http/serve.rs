@@ -7,7 +7,8 @@
 //! [`serve`] accepts connections itself: over the caps a connection is
 //! closed at once (and counted and logged); under them it gets hyper's HTTP/1
 //! server with a header-read timeout, an idle timeout on the socket, and a
-//! deadline on every request body. Accept errors are logged; on running out
+//! deadline on every request body; the errors hyper answers by itself (400,
+//! 414, 431) get the API's JSON error shape. Accept errors are logged; on running out
 //! of descriptors it pauses briefly instead of spinning.
 
 use std::convert::Infallible;
@@ -30,6 +31,7 @@ use tower::ServiceExt;
 use crate::error::ConfigError;
 use crate::http::TrustedProxies;
 use crate::http::conn_limits::{BodyDeadline, Connections, IdleTimeout, Refused, address_key};
+use crate::http::stack_errors::JsonErrors;
 
 /// The connection limits of [`serve`]; the defaults suit an API service.
 #[derive(Debug, Clone)]
@@ -191,7 +193,10 @@ pub async fn serve(
         let mut stopping = stopping.clone();
         tasks.spawn(async move {
             let _slot = slot;
-            let io = TokioIo::new(IdleTimeout::new(stream, config.idle_timeout));
+            let io = TokioIo::new(JsonErrors::new(IdleTimeout::new(
+                stream,
+                config.idle_timeout,
+            )));
             let body_timeout = config.body_timeout;
             let service = hyper::service::service_fn(move |request: Request<Incoming>| {
                 let mut request =
