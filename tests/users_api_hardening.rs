@@ -34,3 +34,52 @@ async fn an_oversized_body_is_refused_before_100_continue() {
         "the API's error shape: {answer}"
     );
 }
+
+/// Point 2: key lookups pass the capacity gate of the keys table, so a flood
+/// of unknown keys from many addresses cannot take that table's capacity:
+/// beyond it, lookups are refused before they are sent (503, Retry-After).
+#[tokio::test]
+async fn key_lookups_pass_the_keys_tables_capacity_gate() {
+    use dynagate::http::TrustedProxies;
+    use http::{Method, StatusCode};
+    let api = Api::start_configured(None, (100, 100), |config| {
+        config.trusted_proxies = TrustedProxies::parse("127.0.0.0/8").unwrap();
+        config.keys_table_capacity = users_api::TableCapacitySetting::Units {
+            read: 1.0,
+            write: 1.0,
+        };
+    })
+    .await;
+    // 20 lookups at once: the gate paces them a lookup per half second and
+    // refuses those whose turn would be more than a second away.
+    let api = std::sync::Arc::new(api);
+    let mut flood = tokio::task::JoinSet::new();
+    for n in 0..20 {
+        let api = std::sync::Arc::clone(&api);
+        flood.spawn(async move {
+            let key = format!("dg_{n:064x}");
+            let client = format!("198.51.100.{n}");
+            api.send(
+                Method::GET,
+                "/api/v1/users/x",
+                &[("x-api-key", &key), ("x-forwarded-for", &client)],
+                "",
+            )
+            .await
+            .status
+        });
+    }
+    let statuses = flood.join_all().await;
+    let unavailable = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::SERVICE_UNAVAILABLE)
+        .count();
+    let unauthorized = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    // At 1 read unit a second (half a unit per lookup, a half-second burst),
+    // a few lookups fit and the rest are refused at the gate.
+    assert!(unauthorized >= 1 && unauthorized <= 6, "{statuses:?}");
+    assert_eq!(unavailable + unauthorized, 20, "{statuses:?}");
+}

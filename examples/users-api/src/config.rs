@@ -29,6 +29,8 @@ pub struct Config {
     pub quotas: Quotas,
     /// The capacity the fleet keeps the users table under.
     pub table_capacity: TableCapacitySetting,
+    /// The capacity the fleet keeps the API keys table under (key lookups).
+    pub keys_table_capacity: TableCapacitySetting,
     /// Key prefix of the capacity gate's buckets in Redis.
     pub capacity_prefix: String,
     /// The API listener's connection limits.
@@ -111,6 +113,7 @@ impl Config {
             limiter_deadline: Duration::from_millis(50),
             quotas: Quotas::default(),
             table_capacity: TableCapacitySetting::Describe,
+            keys_table_capacity: TableCapacitySetting::Describe,
             capacity_prefix: "dynagate:capacity".to_owned(),
             connections: ServeConfig::default(),
         }
@@ -181,6 +184,9 @@ impl Config {
         config.dynamodb_deadline = Duration::from_millis(number("DYNAMODB_DEADLINE_MS", 2000)?);
         config.limiter_deadline = Duration::from_millis(number("LIMITER_DEADLINE_MS", 50)?);
         config.table_capacity = TableCapacitySetting::parse(&env_or("TABLE_CAPACITY", "describe"))?;
+        config.keys_table_capacity =
+            TableCapacitySetting::parse(&env_or("API_KEYS_TABLE_CAPACITY", "describe"))
+                .map_err(|e| e.replace("TABLE_CAPACITY", "API_KEYS_TABLE_CAPACITY"))?;
         config.capacity_prefix = env_or("CAPACITY_PREFIX", "dynagate:capacity");
         let d = Quotas::default();
         config.quotas = Quotas {
