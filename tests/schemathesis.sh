@@ -36,7 +36,7 @@ export RUST_LOG=warn IP_PER_SECOND=100000 IP_BURST=100000 FAILED_AUTH_BURST=1000
 export DYNAMODB_DEADLINE_MS=20000
 export LIMITER_PREFIX="dynagate-schemathesis:$$:"
 KEY="$("$API" issue-key --owner schemathesis --per-second 100000 --burst 100000 --per-day 100000000)"
-BIND_ADDR="127.0.0.1:$PORT" "$API" >"$WORK/api.log" 2>&1 &
+OPS_BIND_ADDR="127.0.0.1:$(free_port)" BIND_ADDR="127.0.0.1:$PORT" "$API" >"$WORK/api.log" 2>&1 &
 API_PID=$!
 trap 'kill "$API_PID" 2>/dev/null || true; wait "$API_PID" 2>/dev/null || true' EXIT
 wait_healthy "http://127.0.0.1:$PORT" "$WORK/api.log"

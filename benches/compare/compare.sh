@@ -99,7 +99,7 @@ RUN_ID="b$(date +%s)"
 KEY="$(RUST_LOG=error "$API" issue-key --owner bench-compare --per-second 1000000 --burst 1000000 --per-day 1000000000)"
 RUST_PORT="$(free_port)"
 RUST_LOG=warn IP_PER_SECOND=1000000 IP_BURST=1000000 LIMITER_PREFIX="bench-rust:$RUN_ID:" \
-  BIND_ADDR="127.0.0.1:$RUST_PORT" "$API" >"$RUN/users_api.log" 2>&1 &
+  OPS_BIND_ADDR="127.0.0.1:$(free_port)" BIND_ADDR="127.0.0.1:$RUST_PORT" "$API" >"$RUN/users_api.log" 2>&1 &
 PIDS+=("$!")
 FLASK_PORT="$(free_port)"
 (cd "$HERE/flask_baseline" && IP_PER_MINUTE=1000000000 LIMITER_PREFIX="bench-flask:$RUN_ID:" \

@@ -27,7 +27,7 @@ trap 'if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi' EXIT
 measure() {
   local label="$1" limits="$2" port out rps p50 p99 non2xx
   port="$(free_port)"
-  RATE_LIMITS="$limits" BIND_ADDR="127.0.0.1:$port" "$API" >/dev/null 2>&1 &
+  RATE_LIMITS="$limits" OPS_BIND_ADDR="127.0.0.1:$(free_port)" BIND_ADDR="127.0.0.1:$port" "$API" >/dev/null 2>&1 &
   pid=$!
   wait_healthy "http://127.0.0.1:$port"
   curl -s -o /dev/null -X POST "http://127.0.0.1:$port/api/v1/users" -H "X-API-Key: $KEY" \
