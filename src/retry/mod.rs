@@ -45,7 +45,9 @@ pub use self::budget::{RetryBudget, RetryBudgetBuilder, RetryCosts};
 pub use self::classify::classify;
 pub use self::error::{GiveUp, RetryError};
 pub(crate) use self::gate::{Gate, Ungated};
-pub use self::kind::{Ambiguity, ErrorKind, Throttle, ThrottleCode, ThrottlingReason, Transient};
+pub use self::kind::{
+    Ambiguity, Contention, ErrorKind, Throttle, ThrottleCode, ThrottlingReason, Transient,
+};
 pub use self::policy::{RetryDecision, RetryPolicy, RetryPolicyBuilder};
 
 #[cfg(test)]
