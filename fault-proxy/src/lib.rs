@@ -79,9 +79,10 @@
 //! `*:operation`, then `*:*`); error probabilities combine per kind.
 //! `capacity` and `hot_key` belong to tables, so only rules whose operation is
 //! `*` may set them; a `*` table gives every table a bank of its own. Error
-//! kinds are `provisioned_throughput_exceeded`, `throttling`,
-//! `internal_server_error` and `service_unavailable`; each is drawn
-//! independently, in that order, and the first hit is answered. Unknown
+//! kinds are listed by [`ErrorKind`]; each is drawn independently, in that
+//! order, and the first hit is answered. `throttling_reasons`,
+//! `cancellation_reasons` and `clock_skew_seconds` shape the injected errors;
+//! `error_limit` caps how many a rule injects. Every answer carries a `Date`. Unknown
 //! fields, unknown kinds or operations, probabilities outside `0..=1` and zero
 //! rates are refused with an error naming the rule.
 //!
