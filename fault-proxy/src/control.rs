@@ -30,7 +30,7 @@ pub(crate) async fn handle(shared: &Shared, request: Request<Incoming>) -> Respo
             let rules = shared.rules();
             json_response(
                 StatusCode::OK,
-                &serde_json::to_value(&*rules).unwrap_or_default(),
+                &serde_json::to_value(rules.set()).unwrap_or_default(),
             )
         }
         (Method::PUT, "/_fault/rules") => {

@@ -79,9 +79,10 @@
 //! `*:operation`, then `*:*`); error probabilities combine per kind.
 //! `capacity` and `hot_key` belong to tables, so only rules whose operation is
 //! `*` may set them; a `*` table gives every table a bank of its own. Error
-//! kinds are `provisioned_throughput_exceeded`, `throttling`,
-//! `internal_server_error` and `service_unavailable`; each is drawn
-//! independently, in that order, and the first hit is answered. Unknown
+//! kinds are listed by [`ErrorKind`]; each is drawn independently, in that
+//! order, and the first hit is answered. `throttling_reasons`,
+//! `cancellation_reasons` and `clock_skew_seconds` shape the injected errors;
+//! `error_limit` caps how many a rule injects. Every answer carries a `Date`. Unknown
 //! fields, unknown kinds or operations, probabilities outside `0..=1` and zero
 //! rates are refused with an error naming the rule.
 //!
@@ -105,11 +106,13 @@ mod capacity;
 pub mod cli;
 mod config;
 mod control;
+mod dates;
 mod error;
 mod inject;
 mod item_size;
 mod operation;
 mod proxy;
+mod reasons;
 mod rules;
 mod server;
 mod stats;
@@ -117,8 +120,9 @@ mod units;
 
 pub use config::{DEFAULT_LISTEN, DEFAULT_UPSTREAM, ProxyConfig, Upstream};
 pub use error::{ConfigError, Error};
-pub use inject::{ErrorKind, ThrottleReason};
+pub use inject::ErrorKind;
 pub use item_size::{item_size, value_size};
-pub use rules::{Capacity, Effective, HotKey, Latency, Rule, RuleSet};
+pub use reasons::{CancellationCode, InjectedReason, ThrottleReason};
+pub use rules::{Capacity, Effective, ErrorLimit, ErrorShape, HotKey, Latency, Rule, RuleSet};
 pub use server::{FaultProxy, RunningProxy};
 pub use stats::{OperationStats, Stats};

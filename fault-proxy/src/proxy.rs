@@ -20,7 +20,7 @@ use crate::capacity::{CapacityModel, Charge};
 use crate::config::Upstream;
 use crate::inject::{self, ErrorKind, FullBody, ThrottleReason};
 use crate::operation::{self, Class};
-use crate::rules::{Effective, RuleSet};
+use crate::rules::{Active, Effective, RuleSet};
 use crate::stats::{OperationStats, Stats};
 use crate::units::HalfUnits;
 use crate::{batch, control};
@@ -30,7 +30,7 @@ pub(crate) type ProxyBody = Either<Full<Bytes>, Incoming>;
 
 /// The state every connection shares.
 pub(crate) struct Shared {
-    pub(crate) rules: RwLock<Arc<RuleSet>>,
+    pub(crate) rules: RwLock<Arc<Active>>,
     pub(crate) capacity: Mutex<CapacityModel>,
     pub(crate) rng: Mutex<StdRng>,
     pub(crate) stats: Mutex<Stats>,
@@ -56,7 +56,7 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    pub(crate) fn rules(&self) -> Arc<RuleSet> {
+    pub(crate) fn rules(&self) -> Arc<Active> {
         self.rules
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -64,7 +64,7 @@ impl Shared {
     }
 
     pub(crate) fn set_rules(&self, rules: RuleSet) {
-        *self.rules.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(rules);
+        *self.rules.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(Active::new(rules));
     }
 
     fn record(&self, table: &str, operation: &str, update: impl FnOnce(&mut OperationStats)) {
@@ -72,7 +72,7 @@ impl Shared {
     }
 
     /// Every random decision of one request, drawn together from the one RNG.
-    fn draw(&self, effective: &Effective, write: bool) -> Faults {
+    fn draw(&self, rules: &Active, effective: &Effective, write: bool) -> Faults {
         let mut rng = lock(&self.rng);
         let latency = effective.latency;
         let jitter = if latency.jitter_ms > 0 {
@@ -84,6 +84,9 @@ impl Shared {
             let p = effective.errors.get(kind).copied().unwrap_or(0.0);
             p > 0.0 && rng.random_bool(p)
         });
+        // Counted only when drawn, so the RNG sequence is the same with or
+        // without a limit.
+        let inject = inject.filter(|_| rules.take_injection(effective.error_limit));
         let drop =
             write && effective.drop_response > 0.0 && rng.random_bool(effective.drop_response);
         Faults {
@@ -107,7 +110,7 @@ pub(crate) struct Call {
     pub(crate) region: String,
     pub(crate) primary: String,
     pub(crate) json: Value,
-    pub(crate) rules: Arc<RuleSet>,
+    pub(crate) rules: Arc<Active>,
 }
 
 impl Call {
@@ -159,7 +162,21 @@ pub(crate) enum Admission {
     Reject(Response<FullBody>),
 }
 
+/// Answers one request; every answer carries a `Date`, as DynamoDB's do.
 pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    request: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Abort> {
+    let mut response = answer(shared, request).await?;
+    // Kept when present: the upstream's own, or an injected skewed one.
+    response
+        .headers_mut()
+        .entry(header::DATE)
+        .or_insert_with(|| crate::dates::http_date(std::time::SystemTime::now()));
+    Ok(response)
+}
+
+async fn answer(
     shared: Arc<Shared>,
     request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Abort> {
@@ -202,7 +219,7 @@ pub(crate) async fn handle(
     let write = operation::is_write(&call.operation);
     shared.record(&call.primary, &call.operation, |s| s.requests += 1);
 
-    let faults = shared.draw(&effective, write);
+    let faults = shared.draw(&call.rules, &effective, write);
     if !faults.delay.is_zero() {
         tokio::time::sleep(faults.delay).await;
     }
@@ -210,7 +227,14 @@ pub(crate) async fn handle(
         shared.record(&call.primary, &call.operation, |s| {
             *s.injected.entry(kind.to_string()).or_default() += 1;
         });
-        return Ok(inject::injected(kind, write, &call.region, &call.primary).map(Either::Left));
+        let injection = inject::Injection {
+            write,
+            region: &call.region,
+            table: &call.primary,
+            shape: &effective.shape,
+            signed_at: header_str("x-amz-date"),
+        };
+        return Ok(inject::injected(kind, &injection).map(Either::Left));
     }
 
     let (body, held_back) = match admit(&shared, &call, body) {

@@ -18,7 +18,7 @@ use crate::capacity::CapacityModel;
 use crate::config::ProxyConfig;
 use crate::error::Error;
 use crate::proxy::{self, Shared, lock};
-use crate::rules::RuleSet;
+use crate::rules::{Active, RuleSet};
 use crate::stats::Stats;
 
 /// How long [`RunningProxy::shutdown`] lets open connections finish.
@@ -66,7 +66,7 @@ impl FaultProxy {
             .pool_idle_timeout(Duration::from_secs(30))
             .build_http();
         let shared = Arc::new(Shared {
-            rules: RwLock::new(Arc::new(config.rules)),
+            rules: RwLock::new(Arc::new(Active::new(config.rules))),
             capacity: Mutex::new(CapacityModel::default()),
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
             stats: Mutex::new(Stats::default()),
@@ -133,7 +133,7 @@ impl RunningProxy {
 
     /// The rules in force.
     pub fn rules(&self) -> RuleSet {
-        (*self.shared.rules()).clone()
+        self.shared.rules().set().clone()
     }
 
     /// Replaces the rules from the next request on. A table whose capacity

@@ -17,12 +17,19 @@ use serde::{Deserialize, Serialize};
 use crate::error::ConfigError;
 use crate::inject::ErrorKind;
 use crate::operation::OPERATIONS;
+use crate::reasons::{CancellationCode, InjectedReason};
 
+mod active;
 mod resolve;
 mod settings;
 
-pub use resolve::Effective;
-pub use settings::{Capacity, HotKey, Latency};
+pub(crate) use active::Active;
+
+#[cfg(test)]
+mod shape_tests;
+
+pub use resolve::{Effective, ErrorLimit};
+pub use settings::{Capacity, ErrorShape, HotKey, Latency};
 
 /// One rule. Unset settings inherit from less specific rules.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -51,6 +58,24 @@ pub struct Rule {
     /// Delay added before forwarding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency: Option<Latency>,
+    /// The `ThrottlingReasons` of injected `provisioned_throughput_exceeded`
+    /// and `request_limit_exceeded` errors, and of `throttling`, which with
+    /// them becomes the on-demand `ThrottlingException` carrying `throttlingReasons`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttling_reasons: Option<Vec<InjectedReason>>,
+    /// The `CancellationReasons` codes of an injected `transaction_canceled`,
+    /// one per item of the transaction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancellation_reasons: Option<Vec<CancellationCode>>,
+    /// How far the server's clock (the `Date` of an injected
+    /// `invalid_signature`) is ahead of the client's; negative: behind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_skew_seconds: Option<i64>,
+    /// At most this many errors are injected under this rule's limit, counted
+    /// over every request it applies to; then requests pass. Setting the rules
+    /// again restarts the count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_limit: Option<u64>,
 }
 
 fn any() -> String {
@@ -97,6 +122,30 @@ impl Rule {
         self
     }
 
+    /// Sets the throttling reasons of injected throttles.
+    pub fn with_throttling_reasons(mut self, reasons: Vec<InjectedReason>) -> Rule {
+        self.throttling_reasons = Some(reasons);
+        self
+    }
+
+    /// Sets the cancellation reason codes of an injected `transaction_canceled`.
+    pub fn with_cancellation_reasons(mut self, codes: Vec<CancellationCode>) -> Rule {
+        self.cancellation_reasons = Some(codes);
+        self
+    }
+
+    /// Sets the clock skew of an injected `invalid_signature`, in seconds.
+    pub fn with_clock_skew_seconds(mut self, seconds: i64) -> Rule {
+        self.clock_skew_seconds = Some(seconds);
+        self
+    }
+
+    /// Injects at most `count` errors under this rule, then lets requests pass.
+    pub fn with_error_limit(mut self, count: u64) -> Rule {
+        self.error_limit = Some(count);
+        self
+    }
+
     fn name(&self) -> String {
         format!("{}:{}", self.table, self.operation)
     }
@@ -122,6 +171,33 @@ impl Rule {
         }
         for (kind, p) in &self.errors {
             check_probability(*p).map_err(|e| fail(format!("errors.{kind}: {e}")))?;
+        }
+        for reason in self.throttling_reasons.iter().flatten() {
+            match (&reason.index, reason.reason.is_index()) {
+                (None, true) => {
+                    return Err(fail(format!(
+                        "throttling_reasons: {} names an index: give it as {{\"reason\": ..., \"index\": NAME}}",
+                        reason.reason
+                    )));
+                }
+                (Some(_), false) => {
+                    return Err(fail(format!(
+                        "throttling_reasons: {} is a table reason and takes no index",
+                        reason.reason
+                    )));
+                }
+                _ => {}
+            }
+        }
+        if self.throttling_reasons.as_ref().is_some_and(Vec::is_empty) {
+            return Err(fail("throttling_reasons must not be empty".into()));
+        }
+        if let Some(codes) = &self.cancellation_reasons
+            && codes.iter().all(|c| *c == CancellationCode::None)
+        {
+            return Err(fail(
+                "cancellation_reasons needs at least one code other than None".into(),
+            ));
         }
         if let Some(p) = self.drop_response {
             check_probability(p).map_err(|e| fail(format!("drop_response: {e}")))?;

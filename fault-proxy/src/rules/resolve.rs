@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Capacity, HotKey, Latency, Rule, RuleSet};
+use super::{Capacity, ErrorShape, HotKey, Latency, Rule, RuleSet};
 use crate::inject::ErrorKind;
 
 impl Rule {
@@ -22,14 +22,15 @@ impl RuleSet {
     /// What applies to `operation` on `table` (`""` for requests without a
     /// table, which only `*` rules match).
     pub fn resolve(&self, table: &str, operation: &str) -> Effective {
-        let mut matching: Vec<&Rule> = self
+        let mut matching: Vec<(usize, &Rule)> = self
             .rules
             .iter()
-            .filter(|r| r.matches(table, operation))
+            .enumerate()
+            .filter(|(_, r)| r.matches(table, operation))
             .collect();
-        matching.sort_by_key(|r| r.specificity());
+        matching.sort_by_key(|(_, r)| r.specificity());
         let mut effective = Effective::default();
-        for rule in matching {
+        for (index, rule) in matching {
             if rule.capacity.is_some() {
                 effective.capacity.clone_from(&rule.capacity);
             }
@@ -44,6 +45,23 @@ impl RuleSet {
             }
             if let Some(latency) = rule.latency {
                 effective.latency = latency;
+            }
+            let shape = &mut effective.shape;
+            if rule.throttling_reasons.is_some() {
+                shape
+                    .throttling_reasons
+                    .clone_from(&rule.throttling_reasons);
+            }
+            if rule.cancellation_reasons.is_some() {
+                shape
+                    .cancellation_reasons
+                    .clone_from(&rule.cancellation_reasons);
+            }
+            if rule.clock_skew_seconds.is_some() {
+                shape.clock_skew_seconds = rule.clock_skew_seconds;
+            }
+            if let Some(max) = rule.error_limit {
+                effective.error_limit = Some(ErrorLimit { rule: index, max });
             }
         }
         effective
@@ -64,4 +82,19 @@ pub struct Effective {
     pub drop_response: f64,
     /// Added latency.
     pub latency: Latency,
+    /// Reasons and clock skew of injected errors.
+    pub shape: ErrorShape,
+    /// The cap on injected errors, if any.
+    pub error_limit: Option<ErrorLimit>,
+}
+
+/// A cap on injected errors: at most `max`, counted per rule (the one that
+/// set it) over every request the cap applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ErrorLimit {
+    /// The position of the rule that set the cap, in its rule set.
+    pub rule: usize,
+    /// The most errors injected under the cap.
+    pub max: u64,
 }

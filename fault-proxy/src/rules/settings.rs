@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::reasons::{CancellationCode, InjectedReason};
+
 /// A table's provisioned capacity, modelled on DynamoDB's provisioned mode.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -146,4 +148,17 @@ pub struct Latency {
     /// Up to this many more milliseconds, uniformly drawn.
     #[serde(default)]
     pub jitter_ms: u64,
+}
+
+/// What shapes an injected error besides its kind: the reasons it carries and
+/// the clock skew of a signature rejection. Unset: the kind's defaults.
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct ErrorShape {
+    /// `ThrottlingReasons` / `throttlingReasons` entries.
+    pub throttling_reasons: Option<Vec<InjectedReason>>,
+    /// `CancellationReasons` codes.
+    pub cancellation_reasons: Option<Vec<CancellationCode>>,
+    /// Seconds the server's clock is ahead of the client's.
+    pub clock_skew_seconds: Option<i64>,
 }
