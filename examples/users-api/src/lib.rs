@@ -16,6 +16,7 @@
 //! | `keys` | API keys: issued, stored hashed, looked up |
 //! | `model` | what clients send and get, and its validation |
 //! | `routes` | the handlers of `/api/v1/users` |
+//! | `idempotency` | `Idempotency-Key`: bound to the caller and the request, replayed |
 //! | `errors` | every error as a response, in one place |
 //! | `readiness` | `/readyz` |
 //! | `telemetry` | request ids, the log line per request, metrics |
@@ -26,6 +27,7 @@ mod app;
 mod capacity;
 pub mod config;
 pub mod errors;
+mod idempotency;
 pub mod keys;
 mod limits;
 pub mod model;
