@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use crate::limiter::Limits;
 
-/// A caller identified by its API key.
+/// A caller identified by its API key. The layer hands it to the handler as a
+/// request extension (`Extension<Caller>`, or `request.extensions()`).
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// A stable, non-secret identifier of the key (never the key itself): the

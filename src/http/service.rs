@@ -14,7 +14,7 @@ use http::request::Parts;
 use http::{Request, Response};
 use tower::Service;
 
-use crate::http::auth::AuthUnavailable;
+use crate::http::auth::{AuthUnavailable, Caller};
 use crate::http::client_ip::subject;
 use crate::http::layer::RateLimitConfig;
 use crate::http::response::{add_headers, auth_unavailable, locked_out, too_many, unauthorized};
@@ -74,6 +74,11 @@ where
 /// look and the per-IP ceiling (one Redis call) come before the key lookup
 /// (a cache or a DynamoDB read), and nothing reaches the handler before the
 /// caller's own limits allowed it.
+///
+/// A request that passes with a valid key carries its [`Caller`] as a request
+/// extension, so handlers can bind what they store (an `Idempotency-Key`, a
+/// cursor) to the caller the layer authenticated; an anonymous request
+/// carries none.
 async fn gate<S, B>(
     config: Arc<RateLimitConfig>,
     mut inner: S,
@@ -82,7 +87,7 @@ async fn gate<S, B>(
 where
     S: Service<Request<B>, Response = Response<Body>, Error = Infallible>,
 {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     if (config.exempt)(&parts) {
         return inner.call(Request::from_parts(parts, body)).await;
     }
@@ -119,8 +124,11 @@ where
                 Ok(Some(caller)) => {
                     let limits = caller
                         .limits
+                        .clone()
                         .unwrap_or_else(|| Arc::clone(&config.key_limits));
-                    (format!("key:{}", caller.id), limits)
+                    let subject = format!("key:{}", caller.id);
+                    parts.extensions.insert(caller);
+                    (subject, limits)
                 }
                 Ok(None) => {
                     return Ok(failed_auth(&config, &ip_subject, "invalid_api_key").await);
@@ -129,7 +137,12 @@ where
             }
         }
         (None, _) | (Some(_), None) => match &config.anonymous {
-            Some(limits) => (ip_subject.clone(), Arc::clone(limits)),
+            Some(limits) => {
+                // Only the layer names the caller: whatever an outer layer
+                // put there, an anonymous request reaches the handler without.
+                parts.extensions.remove::<Caller>();
+                (ip_subject.clone(), Arc::clone(limits))
+            }
             None => return Ok(failed_auth(&config, &ip_subject, "missing_api_key").await),
         },
     };

@@ -291,3 +291,38 @@ fn the_required_limits_are_required() {
             .contains("failed_auth")
     );
 }
+
+/// Issue 14, point 9: the handler could not see who the layer authenticated,
+/// so an `Idempotency-Key` could not be bound to its caller.
+#[tokio::test(start_paused = true)]
+async fn the_handler_sees_the_authenticated_caller_and_only_that() {
+    let keys = Arc::new(Keys::default());
+    let layer = builder(&keys).anonymous(limits("anon", 5)).build().unwrap();
+    let caller_id = |request: Request<Body>| async move {
+        request
+            .extensions()
+            .get::<Caller>()
+            .map_or_else(|| "none".to_owned(), |c| c.id.clone())
+    };
+    // An outer layer's `Caller` must not pass for one the layer checked.
+    let planted = Caller {
+        id: "planted".into(),
+        limits: None,
+    };
+    let app = Router::new()
+        .route("/", get(caller_id))
+        .layer(layer)
+        .layer(axum::Extension(planted));
+    let body = |response: Response<Body>| async move {
+        let bytes = axum::body::to_bytes(response.into_body(), 64)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    };
+    let keyed = send(&app, "203.0.113.9:1", &[("x-api-key", "good")]).await;
+    assert_eq!(keyed.status(), StatusCode::OK);
+    assert_eq!(body(keyed).await, "k1");
+    let anonymous = send(&app, "203.0.113.9:1", &[]).await;
+    assert_eq!(anonymous.status(), StatusCode::OK);
+    assert_eq!(body(anonymous).await, "none");
+}

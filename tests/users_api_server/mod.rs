@@ -28,6 +28,7 @@ pub struct Api {
     stop: Option<oneshot::Sender<()>>,
     /// The users table (the tests read its name); dropped with the API.
     pub users: common::TestTable,
+    keys: users_api::keys::KeyStore,
     _keys: common::TestTable,
     _redis_keys: common::KeySpace,
 }
@@ -83,6 +84,7 @@ impl Api {
             .issue("tests", quota.0, quota.1, 100_000)
             .await
             .unwrap();
+        let key_store = direct.keys.clone();
         let (state, limits) = users_api::build(&config, &aws).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -114,6 +116,7 @@ impl Api {
             client: Client::builder(TokioExecutor::new()).build_http(),
             stop: Some(stop),
             users,
+            keys: key_store,
             _keys: keys,
             _redis_keys: redis_keys,
         }
@@ -177,6 +180,11 @@ impl Api {
             headers,
             json,
         }
+    }
+
+    /// Another API key (another caller), with the test key's default quota.
+    pub async fn issue_key(&self, owner: &str) -> String {
+        self.keys.issue(owner, 100, 100, 100_000).await.unwrap()
     }
 
     /// An authenticated JSON request.

@@ -27,7 +27,7 @@ pub enum ApiError {
     TooLarge,
     /// 415.
     UnsupportedMediaType,
-    /// 422: the `Idempotency-Key` was used with another body.
+    /// 422: the caller used this `Idempotency-Key` for another request.
     IdempotencyKeyReused,
     /// 428: the request must carry `If-Match`.
     PreconditionRequired,
@@ -94,7 +94,7 @@ impl IntoResponse for ApiError {
             ApiError::IdempotencyKeyReused => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_key_reused",
-                "this Idempotency-Key was already used with a different request body".into(),
+                "this Idempotency-Key was already used for a different request; send a new key with a new request".into(),
             ),
             ApiError::PreconditionRequired => (
                 StatusCode::PRECONDITION_REQUIRED,

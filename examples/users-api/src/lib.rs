@@ -17,6 +17,7 @@
 //! | `key_cache` | recent lookups, valid and invalid keys bounded apart |
 //! | `model` | what clients send and get, and its validation |
 //! | `routes` | the handlers of `/api/v1/users` |
+//! | `idempotency` | `Idempotency-Key`: bound to the caller and the request, replayed |
 //! | `errors` | every error as a response, in one place |
 //! | `readiness` | `/readyz` |
 //! | `telemetry` | request ids, the log line per request, metrics |
@@ -27,6 +28,7 @@ mod app;
 mod capacity;
 pub mod config;
 pub mod errors;
+mod idempotency;
 mod key_cache;
 pub mod keys;
 mod limits;

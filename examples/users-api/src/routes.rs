@@ -1,15 +1,18 @@
 //! The handlers of `/api/v1/users`.
 
+use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
+use dynagate::http::Caller;
 use dynagate::repository::{Consistency, DeleteCondition, Key, WriteToken};
 use http::header::{CONTENT_TYPE, ETAG, IF_MATCH, LOCATION};
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde::de::DeserializeOwned;
 
 use crate::errors::ApiError;
+use crate::idempotency::{IdempotencyKey, Precondition, write_once};
 use crate::model::{ErrorBody, NewUser, User, UserChange, validate_user_id};
 use crate::state::AppState;
 
@@ -28,21 +31,9 @@ fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T
         .map_err(|e| ApiError::InvalidInput(format!("invalid JSON body: {e}")))
 }
 
-/// The `Idempotency-Key` header as a write token, or a fresh token.
-fn write_token(headers: &HeaderMap) -> Result<WriteToken, ApiError> {
-    match headers.get("idempotency-key") {
-        None => Ok(WriteToken::generate()),
-        Some(value) => value
-            .to_str()
-            .ok()
-            .and_then(|v| WriteToken::new(v).ok())
-            .ok_or_else(|| {
-                ApiError::InvalidInput(
-                    "Idempotency-Key must be 1 to 255 printable ASCII characters".into(),
-                )
-            }),
-    }
-}
+/// Set on a response that replays the first result of its `Idempotency-Key`
+/// (nothing was written this time), as Stripe's API does.
+const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
 /// The version in `If-Match: "3"`; `None` when the header is absent.
 fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
@@ -77,35 +68,58 @@ fn checked_id(user_id: &str) -> Result<(), ApiError> {
 
 /// Creates a user.
 #[utoipa::path(post, path = "/api/v1/users", request_body = NewUser,
-    params(("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = "^[!-~]{1,255}$", description = "Repeat a request safely: the same key and body replay the first result")),
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = "^[!-~]{1,255}$", description = "Repeat a request safely: the same caller, key and request replay the first result; the key with another request is 422")),
     responses(
-        (status = 201, description = "Created (or replayed)", body = User),
+        (status = 201, description = "Created (or replayed: `Idempotent-Replayed: true`)", body = User),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 429, body = ErrorBody),
         (status = 503, body = ErrorBody)))]
 pub async fn create_user(
     State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let new: NewUser = json_body(&headers, &body)?;
     new.validate().map_err(ApiError::InvalidInput)?;
-    let token = write_token(&headers)?;
+    let key = IdempotencyKey::from_request(
+        &headers,
+        caller.as_deref(),
+        &Method::POST,
+        "/api/v1/users",
+        &[&new.user_id, &new.email, &new.name],
+    )?;
     let user = User {
         user_id: new.user_id,
         email: new.email,
         name: new.name,
-        version: 0,
+        version: 1,
     };
-    let written = state.users.create(&user, &token).await?;
-    let user = User {
-        version: written.version.unwrap_or(1),
-        ..user
+    let (user, replayed) = match key {
+        // One write, no record: nothing to replay.
+        None => {
+            state.users.create(&user, &WriteToken::generate()).await?;
+            (user, false)
+        }
+        Some(key) => {
+            let outcome = write_once(
+                &state,
+                &key,
+                &user,
+                Precondition::Absent,
+                StatusCode::CREATED,
+            )
+            .await?;
+            (outcome.user, outcome.replayed)
+        }
     };
     let location = format!("/api/v1/users/{}", user.user_id);
     let mut response = (StatusCode::CREATED, Json(&user)).into_response();
     let headers = response.headers_mut();
+    if replayed {
+        headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    }
     headers.insert(
         LOCATION,
         HeaderValue::from_str(&location).expect("validated id"),
@@ -140,13 +154,15 @@ pub async fn get_user(
 
 /// Replaces a user's e-mail and name, if it is still at the `If-Match` version.
 #[utoipa::path(put, path = "/api/v1/users/{user_id}", request_body = UserChange,
-    params(("user_id" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$"), ("If-Match" = String, Header, pattern = "^(W/)?\"?[0-9]{1,19}\"?$", description = "The ETag of the version being changed")),
-    responses((status = 200, body = User),
+    params(("user_id" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$"), ("If-Match" = String, Header, pattern = "^(W/)?\"?[0-9]{1,19}\"?$", description = "The ETag of the version being changed"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = "^[!-~]{1,255}$", description = "Repeat a request safely: the same caller, key and request replay the first result; the key with another request is 422")),
+    responses((status = 200, description = "Changed (or replayed: `Idempotent-Replayed: true`)", body = User),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 412, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 412, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
         (status = 428, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn update_user(
     State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
     Path(user_id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -155,23 +171,49 @@ pub async fn update_user(
     let expected = if_match(&headers)?.ok_or(ApiError::PreconditionRequired)?;
     let change: UserChange = json_body(&headers, &body)?;
     change.validate().map_err(ApiError::InvalidInput)?;
-    let token = write_token(&headers)?;
+    let version = expected.to_string();
+    let key = IdempotencyKey::from_request(
+        &headers,
+        caller.as_deref(),
+        &Method::PUT,
+        &format!("/api/v1/users/{user_id}"),
+        &[&version, &change.email, &change.name],
+    )?;
     let user = User {
         user_id,
         email: change.email,
         name: change.name,
-        version: 0,
+        version: expected + 1,
     };
-    let written = state
-        .users
-        .update_versioned(&user, expected, &token)
-        .await?;
-    let user = User {
-        version: written.version.unwrap_or(expected + 1),
-        ..user
+    let (status, user, replayed) = match key {
+        // If-Match already makes the write safe to retry: a repeat that
+        // finds the version moved is told so (412).
+        None => {
+            state
+                .users
+                .update_versioned(&user, expected, &WriteToken::generate())
+                .await?;
+            (StatusCode::OK, user, false)
+        }
+        Some(key) => {
+            let outcome = write_once(
+                &state,
+                &key,
+                &user,
+                Precondition::Version(expected),
+                StatusCode::OK,
+            )
+            .await?;
+            (outcome.status, outcome.user, outcome.replayed)
+        }
     };
-    let mut response = Json(&user).into_response();
+    let mut response = (status, Json(&user)).into_response();
     response.headers_mut().insert(ETAG, etag(user.version));
+    if replayed {
+        response
+            .headers_mut()
+            .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    }
     Ok(response)
 }
 
