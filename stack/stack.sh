@@ -142,6 +142,14 @@ create_tables() {
     else
       die "creating table $name failed (HTTP $code): ${reply%$'\n'*}"
     fi
+    # tables/<name>.ttl: the UpdateTimeToLive request of a table whose items
+    # expire (the users API's idempotency records carry expires_at).
+    if [ -f "${file%.json}.ttl" ]; then
+      reply="$(dynamodb_call "$DDB_PORT" UpdateTimeToLive "$(cat "${file%.json}.ttl")")"
+      code="${reply##*$'\n'}"
+      [ "$code" = "200" ] || die "enabling TTL on $name failed (HTTP $code): ${reply%$'\n'*}"
+      log "table $name: TTL on"
+    fi
   done
 }
 
