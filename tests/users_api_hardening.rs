@@ -80,6 +80,6 @@ async fn key_lookups_pass_the_keys_tables_capacity_gate() {
         .count();
     // At 1 read unit a second (half a unit per lookup, a half-second burst),
     // a few lookups fit and the rest are refused at the gate.
-    assert!(unauthorized >= 1 && unauthorized <= 6, "{statuses:?}");
+    assert!((1..=6).contains(&unauthorized), "{statuses:?}");
     assert_eq!(unavailable + unauthorized, 20, "{statuses:?}");
 }
