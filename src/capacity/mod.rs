@@ -41,11 +41,12 @@
 //!
 //! ```no_run
 //! use dynagate::capacity::{CapacityGate, TableCapacity};
-//! use dynagate::{Operation, ResilientClient, RetryPolicy};
+//! use dynagate::retry::RetryPolicy;
+//! use dynagate::{Operation, ResilientClient};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-//! let sdk = dynagate::client::sdk_client(&config);
+//! let sdk = dynagate::sdk_client(&config);
 //! let redis = redis::Client::open("redis://127.0.0.1:6379")?;
 //! let gate = CapacityGate::builder(redis::aio::ConnectionManager::new(redis).await?)
 //!     .table(TableCapacity::describe(&sdk, "users").await?)
