@@ -1,13 +1,17 @@
 //! The `users-api` binary's CLI, run as a user runs it: `issue-key` against
-//! the local stack's `api_keys` table (`stack/stack.sh start` creates it).
+//! a keys table of the test's own on the DynamoDB of `AWS_ENDPOINT_URL`
+//! (DynamoDB Local by default; the LocalStack lane points it elsewhere).
 
 use std::process::Command;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use sha2::{Digest, Sha256};
 
-fn users_api() -> Command {
+fn users_api(keys_table: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_users-api"));
+    command
+        .env("API_KEYS_TABLE", keys_table)
+        .env("API_KEYS_TABLE_CAPACITY", "off");
     for (name, default) in [
         ("AWS_ENDPOINT_URL", "http://127.0.0.1:8000"),
         ("AWS_REGION", "us-east-1"),
@@ -22,7 +26,7 @@ fn users_api() -> Command {
     command
 }
 
-async fn stored(key: &str) -> std::collections::HashMap<String, AttributeValue> {
+fn dynamodb() -> aws_sdk_dynamodb::Client {
     let env = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
     let credentials = aws_sdk_dynamodb::config::Credentials::new(
         env("AWS_ACCESS_KEY_ID", "dynagatelocal"),
@@ -40,15 +44,60 @@ async fn stored(key: &str) -> std::collections::HashMap<String, AttributeValue> 
         .endpoint_url(env("AWS_ENDPOINT_URL", "http://127.0.0.1:8000"))
         .credentials_provider(credentials)
         .build();
-    let client = aws_sdk_dynamodb::Client::from_conf(config);
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+/// A keys table of this test's own, deleted on drop of the returned guard.
+struct KeysTable(String);
+
+impl KeysTable {
+    async fn create() -> KeysTable {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let name = format!("cli-keys-{}-{nanos}", std::process::id());
+        dynamodb()
+            .create_table()
+            .table_name(&name)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("key_hash")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("key_hash")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .unwrap(),
+            )
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await
+            .expect("creating the test's keys table (is the local stack up? stack/stack.sh start)");
+        KeysTable(name)
+    }
+
+    async fn delete(self) {
+        let _ = dynamodb().delete_table().table_name(&self.0).send().await;
+    }
+}
+
+async fn stored(table: &str, key: &str) -> std::collections::HashMap<String, AttributeValue> {
     let hash = hex::encode(Sha256::digest(key.as_bytes()));
-    client
+    dynamodb()
         .get_item()
-        .table_name("api_keys")
+        .table_name(table)
         .key("key_hash", AttributeValue::S(hash))
         .send()
         .await
-        .expect("the api_keys table of the local stack")
+        .expect("the test's keys table")
         .item
         .expect("the issued key is stored")
 }
@@ -58,7 +107,8 @@ async fn stored(key: &str) -> std::collections::HashMap<String, AttributeValue> 
 /// `KEY=$(users-api issue-key ...)` captured two lines.
 #[tokio::test]
 async fn issue_key_prints_only_the_key_and_takes_the_configured_defaults() {
-    let out = users_api()
+    let table = KeysTable::create().await;
+    let out = users_api(&table.0)
         .args(["issue-key", "--owner", "cli-test"])
         .env("KEY_PER_SECOND", "3")
         .env("KEY_BURST", "7")
@@ -77,19 +127,21 @@ async fn issue_key_prints_only_the_key_and_takes_the_configured_defaults() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("shown once"), "{stderr}");
 
-    let record = stored(lines[0]).await;
+    let record = stored(&table.0, lines[0]).await;
     let number = |name: &str| record[name].as_n().unwrap().clone();
     assert_eq!(
         (number("per_second"), number("burst"), number("per_day")),
         ("3".into(), "7".into(), "500".into())
     );
+    table.delete().await;
 }
 
 /// Issue 14, point 7: a key with a burst below a write's cost could never
 /// write; it is refused when issued.
-#[test]
-fn a_key_that_could_never_write_is_not_issued() {
-    let out = users_api()
+#[tokio::test]
+async fn a_key_that_could_never_write_is_not_issued() {
+    let table = KeysTable::create().await;
+    let out = users_api(&table.0)
         .args(["issue-key", "--owner", "cli-test", "--burst", "1"])
         .output()
         .unwrap();
@@ -103,9 +155,10 @@ fn a_key_that_could_never_write_is_not_issued() {
 }
 
 /// `LOG_FORMAT=json` was documented and read nowhere.
-#[test]
-fn log_format_json_writes_json_lines_on_stderr() {
-    let out = users_api()
+#[tokio::test]
+async fn log_format_json_writes_json_lines_on_stderr() {
+    let table = KeysTable::create().await;
+    let out = users_api(&table.0)
         .args(["issue-key", "--owner", "cli-json"])
         .env("LOG_FORMAT", "json")
         .output()
@@ -122,4 +175,5 @@ fn log_format_json_writes_json_lines_on_stderr() {
         let parsed: serde_json::Value = serde_json::from_str(line).expect(line);
         assert!(parsed["level"].is_string(), "{line}");
     }
+    table.delete().await;
 }
