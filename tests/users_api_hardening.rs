@@ -78,8 +78,10 @@ async fn key_lookups_pass_the_keys_tables_capacity_gate() {
         .iter()
         .filter(|s| **s == StatusCode::UNAUTHORIZED)
         .count();
-    // At 1 read unit a second (half a unit per lookup, a half-second burst),
-    // a few lookups fit and the rest are refused at the gate.
-    assert!((1..=6).contains(&unauthorized), "{statuses:?}");
+    // At 1 read unit a second (half a unit per lookup, a half-second burst
+    // and a one-second queue), a few lookups fit and the rest are refused at
+    // the gate; without the gate all 20 would be looked up (401). The bound
+    // leaves room for a loaded machine spreading the 20 arrivals out.
+    assert!((1..=10).contains(&unauthorized), "{statuses:?}");
     assert_eq!(unavailable + unauthorized, 20, "{statuses:?}");
 }
