@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -240,11 +239,6 @@ where
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
-}
-
-/// The per-address key of a connection: the address, IPv6 by its prefix.
-pub(crate) fn address_key(ip: IpAddr, ipv6_prefix: u8) -> String {
-    crate::http::client_ip::subject(ip, ipv6_prefix)
 }
 
 #[cfg(test)]

@@ -30,7 +30,8 @@ use tower::ServiceExt;
 
 use crate::error::ConfigError;
 use crate::http::TrustedProxies;
-use crate::http::conn_limits::{BodyDeadline, Connections, IdleTimeout, Refused, address_key};
+use crate::http::client_ip::subject;
+use crate::http::conn_limits::{BodyDeadline, Connections, IdleTimeout, Refused};
 use crate::http::stack_errors::JsonErrors;
 
 /// The connection limits of [`serve`]; the defaults suit an API service.
@@ -178,8 +179,8 @@ pub async fn serve(
             },
         };
         while tasks.try_join_next().is_some() {}
-        let address = (!config.proxies.contains(peer.ip()))
-            .then(|| address_key(peer.ip(), config.ipv6_prefix));
+        let address =
+            (!config.proxies.contains(peer.ip())).then(|| subject(peer.ip(), config.ipv6_prefix));
         let slot = match connections.admit(address) {
             Ok(slot) => slot,
             Err(reason) => {

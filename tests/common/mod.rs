@@ -19,9 +19,11 @@
 #![allow(dead_code, unreachable_pub)] // each test binary uses a part of the harness
 
 pub mod capacity;
+pub mod capacity_script;
 pub mod doc_repository;
 mod dynamodb;
 mod env;
+pub mod ledger;
 mod proxy;
 mod redis;
 pub mod through_proxy;
