@@ -16,13 +16,19 @@
 //!   bank (default empty). Writes cost 1 WCU per started KB of the item in
 //!   the request (UpdateItem: key plus new values; DeleteItem: the key),
 //!   double in a transaction, and are refused up front when the bank cannot
-//!   pay. Reads cost 1 RCU per started 4 KB returned (GetItem: the item;
-//!   Query/Scan: all items summed; BatchGetItem: each item), half when
-//!   eventually consistent, double in a transaction; they are charged after
+//!   pay. Reads cost 1 RCU per started 4 KB read (GetItem: the item;
+//!   Query/Scan: all items read, summed, see below; BatchGetItem: each
+//!   item), half when eventually consistent, double in a transaction; they are charged after
 //!   the response, may put the bank into debt, and are refused while it is in
 //!   debt. `BatchWriteItem` forwards the requests that fit and returns the
 //!   rest as `UnprocessedItems`; `BatchGetItem` holds back the tables in debt
 //!   as `UnprocessedKeys`; a batch of which nothing fits is throttled.
+//! - **Query and Scan pages** on a table whose reads are limited cost every
+//!   item read, also those a filter discards (a projection does not lower
+//!   the price), and read at most 1 MB before the filter. A page that
+//!   filters, projects or counts is first sent unfiltered to learn what it
+//!   reads, then bounded to it with `Limit`; its `ConsumedCapacity`, when
+//!   asked for, is the proxy's price. Index reads are charged to the table.
 //! - **Hot keys**: units per second per partition key value (named by the
 //!   rule) for writes and `GetItem`, refused with
 //!   `TableWriteKeyRangeThroughputExceeded` / `TableReadKeyRangeThroughputExceeded`.
@@ -105,12 +111,15 @@ mod bucket;
 mod capacity;
 pub mod cli;
 mod config;
+mod consumed;
 mod control;
 mod dates;
 mod error;
+mod forward;
 mod inject;
 mod item_size;
 mod operation;
+mod page;
 mod proxy;
 mod reasons;
 mod rules;

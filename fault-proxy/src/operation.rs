@@ -165,7 +165,9 @@ fn consistency(request: &Value) -> Consistency {
 
 /// What a successful read response costs, per table, in request order:
 /// GetItem the item returned, Query and Scan the summed size of the items
-/// returned (rounded once), BatchGetItem and TransactGetItems each item.
+/// returned (rounded once: the items read when the page neither filters nor
+/// projects; otherwise see [`crate::page`]), BatchGetItem and
+/// TransactGetItems each item.
 pub(crate) fn read_costs(
     operation: &str,
     request: &Value,

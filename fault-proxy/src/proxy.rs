@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, Request, Response, StatusCode, header};
+use http::{Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
@@ -18,12 +18,13 @@ use tokio::time::Instant;
 
 use crate::capacity::{CapacityModel, Charge};
 use crate::config::Upstream;
+use crate::forward::{self, without_hop_by_hop};
 use crate::inject::{self, ErrorKind, FullBody, ThrottleReason};
 use crate::operation::{self, Class};
 use crate::rules::{Active, Effective, RuleSet};
 use crate::stats::{OperationStats, Stats};
 use crate::units::HalfUnits;
-use crate::{batch, control};
+use crate::{batch, consumed, control, page};
 
 /// What the proxy answers with: its own responses, or the upstream's streamed.
 pub(crate) type ProxyBody = Either<Full<Bytes>, Incoming>;
@@ -242,16 +243,23 @@ async fn answer(
         Admission::Reject(response) => return Ok(response.map(Either::Left)),
     };
 
-    let mut upstream_request = Request::new(Full::new(body.clone()));
-    *upstream_request.method_mut() = parts.method.clone();
-    *upstream_request.uri_mut() = shared
-        .upstream
-        .uri(parts.uri.path_and_query().map_or("/", |p| p.as_str()));
-    *upstream_request.headers_mut() = without_hop_by_hop(parts.headers.clone());
-    upstream_request
-        .headers_mut()
-        .insert(header::CONTENT_LENGTH, body.len().into());
-    let response = match shared.client.request(upstream_request).await {
+    // A priced Query or Scan whose answer hides what it read (filtered,
+    // projected, counted): learn what it reads first, and stop it there.
+    let priced_page = page::is_page(&call.operation) && reads_limited(&effective);
+    let read = if priced_page && page::needs_companion(&call.json) {
+        forward::companion(&shared, &parts, &call.json).await
+    } else {
+        None
+    };
+    let body = match read
+        .as_ref()
+        .and_then(|read| page::bounded(&call.json, read))
+    {
+        Some(bounded) => Bytes::from(bounded.to_string()),
+        None => body,
+    };
+
+    let response = match forward::send(&shared, &parts, body).await {
         Ok(response) => response,
         Err(error) => {
             shared.record(&call.primary, &call.operation, |s| s.upstream_errors += 1);
@@ -288,17 +296,31 @@ async fn answer(
     let Ok(mut answer) = serde_json::from_slice::<Value>(&bytes) else {
         return Ok(Response::from_parts(parts, Either::Left(Full::new(bytes))));
     };
+    let mut changed = false;
     if reads {
-        charge_reads(&shared, &call, &answer);
-    }
-    let bytes = match held_back {
-        Some(held) => {
-            batch::merge_unprocessed(&call.operation, &mut answer, held);
-            parts.headers.remove(header::CONTENT_LENGTH);
-            parts.headers.remove("x-amz-crc32");
-            Bytes::from(answer.to_string())
+        let costs = match &read {
+            Some(read) => vec![(
+                call.primary.clone(),
+                page::cost(&call.json, page::items_read(read, &answer)),
+            )],
+            None => operation::read_costs(&call.operation, &call.json, &answer),
+        };
+        charge_reads(&shared, &call, &costs);
+        if priced_page && let Some((_, cost)) = costs.first() {
+            changed = consumed::report(&call.json, &mut answer, *cost);
         }
-        None => bytes,
+    }
+    if let Some(held) = held_back {
+        batch::merge_unprocessed(&call.operation, &mut answer, held);
+        changed = true;
+    }
+    let bytes = if changed {
+        parts.headers.remove(header::CONTENT_LENGTH);
+        // The SDK checks the body against this checksum when present.
+        parts.headers.remove("x-amz-crc32");
+        Bytes::from(answer.to_string())
+    } else {
+        bytes
     };
     Ok(Response::from_parts(parts, Either::Left(Full::new(bytes))))
 }
@@ -363,35 +385,26 @@ fn admit(shared: &Shared, call: &Call, body: Bytes) -> Admission {
     }
 }
 
-/// Charges what a successful read returned, into debt if need be.
-fn charge_reads(shared: &Shared, call: &Call, answer: &Value) {
+/// Whether the table's reads are limited, so that they are priced exactly.
+fn reads_limited(effective: &Effective) -> bool {
+    effective
+        .capacity
+        .as_ref()
+        .is_some_and(|capacity| capacity.read_units_per_second.is_some())
+}
+
+/// Charges what a successful read cost, into debt if need be.
+fn charge_reads(shared: &Shared, call: &Call, costs: &[(String, HalfUnits)]) {
     let now = Instant::now();
-    for (table, cost) in operation::read_costs(&call.operation, &call.json, answer) {
-        let effective = call.effective(&table);
+    for (table, cost) in costs {
+        let effective = call.effective(table);
         let key = if call.operation == "GetItem" {
             call.json["Key"].as_object()
         } else {
             None
         };
-        let charge = Call::charge(&table, &effective, key, cost);
+        let charge = Call::charge(table, &effective, key, *cost);
         lock(&shared.capacity).charge_read(now, &charge);
-        shared.record(&table, &call.operation, |s| s.read_units += cost.as_units());
+        shared.record(table, &call.operation, |s| s.read_units += cost.as_units());
     }
-}
-
-/// Headers that describe one connection, not the message.
-fn without_hop_by_hop(mut headers: HeaderMap) -> HeaderMap {
-    for name in [
-        header::CONNECTION,
-        header::TRANSFER_ENCODING,
-        header::TE,
-        header::TRAILER,
-        header::UPGRADE,
-        header::PROXY_AUTHORIZATION,
-        header::PROXY_AUTHENTICATE,
-    ] {
-        headers.remove(name);
-    }
-    headers.remove("keep-alive");
-    headers
 }
