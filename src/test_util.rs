@@ -5,12 +5,17 @@
 /// The rate limiter's decision script (`limiter/gcra.lua`).
 pub const LIMITER_SCRIPT: &str = crate::limiter::SCRIPT_SOURCE;
 
+/// The rate limiter's settle script (`limiter/settle.lua`).
+pub const LIMITER_SETTLE_SCRIPT: &str = crate::limiter::SETTLE_SOURCE;
+
 /// The capacity gate's script (`capacity/capacity.lua`).
 pub const CAPACITY_SCRIPT: &str = crate::capacity::SCRIPT_SOURCE;
 
-/// The limiter's pure decision function, the model of [`LIMITER_SCRIPT`].
+/// The limiter's pure decision function, the model of [`LIMITER_SCRIPT`], and
+/// its settle function, the model of [`LIMITER_SETTLE_SCRIPT`].
 pub mod gcra {
     pub use crate::limiter::gcra::*;
+    pub use crate::limiter::settle::settle;
 }
 
 /// The capacity gate's script as pure Rust, the model of [`CAPACITY_SCRIPT`].

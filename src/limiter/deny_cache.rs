@@ -8,6 +8,14 @@
 //! then, and sends everything else (a smaller cost, a later request) to Redis.
 //! It only ever denies what Redis would deny: it cannot over-admit.
 //!
+//! A refund (a settle giving tokens back) breaks that premise: it makes a
+//! bucket fuller than time alone would. So a refund forgets the subject's
+//! denial (one map removal), and the next request asks Redis. A check that
+//! was already on its way to Redis when the refund ran may still remember a
+//! denial Redis gave before the refund; that one is too strict until its own
+//! retry-after at the latest (never too lenient). A debit only takes tokens
+//! away, like another instance would, so it leaves the cache alone.
+//!
 //! The cache is bounded: when it is full, expired entries are dropped, and if
 //! it is still full the new denial is not remembered (Redis keeps deciding).
 
@@ -103,6 +111,11 @@ impl DenyCache {
             .or_insert(entry);
     }
 
+    /// Forgets `subject_key`'s denial: its buckets were refunded.
+    pub(crate) fn forget(&self, subject_key: &str) {
+        self.lock().remove(subject_key);
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.lock().len()
@@ -167,5 +180,7 @@ mod tests {
         tokio::time::advance(Duration::from_millis(150)).await;
         cache.remember("c", 1, &denied(300));
         assert!(cache.lookup("c", 1).is_some(), "room after expiry");
+        cache.forget("c");
+        assert!(cache.lookup("c", 1).is_none(), "forgotten after a refund");
     }
 }

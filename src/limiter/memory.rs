@@ -18,7 +18,8 @@ use crate::limiter::decision::{DecidedBy, Decision};
 use crate::limiter::gcra;
 use crate::limiter::limits::Limits;
 use crate::limiter::quota::Quota;
-use crate::limiter::{LimitFuture, RateLimiter, count_decision};
+use crate::limiter::settle::settle;
+use crate::limiter::{LimitFuture, RateLimiter, SettleFuture, count_decision};
 
 /// A source of time in microseconds. Only differences matter; it should not
 /// go backwards (if it does, buckets are clamped as for Redis's clock).
@@ -158,6 +159,29 @@ impl MemoryLimiter {
         decision
     }
 
+    /// Settles at once (the [`RateLimiter`] future does nothing else): moves
+    /// `tokens` into every bucket of `limits` for `subject`, as
+    /// [`RateLimiter::settle`] describes.
+    pub fn settle_now(&self, limits: &Limits, subject: &str, tokens: i64) {
+        if tokens == 0 {
+            return;
+        }
+        let now = self.inner.clock.now_micros();
+        let keys = limits.keys("", subject);
+        let quotas: Vec<Quota> = limits.iter().map(|l| l.quota()).collect();
+        let mut buckets = self.inner.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut tats: Vec<Option<u64>> =
+            keys.iter().map(|k| buckets.tats.get(k).copied()).collect();
+        settle(now, &quotas, &mut tats, tokens);
+        for (key, tat) in keys.into_iter().zip(tats) {
+            match tat {
+                Some(tat) => buckets.tats.insert(key, tat),
+                None => buckets.tats.remove(&key),
+            };
+        }
+        buckets.sweep(now);
+    }
+
     /// How many buckets are held (full buckets may linger until a sweep).
     pub fn len(&self) -> usize {
         self.inner
@@ -190,6 +214,11 @@ impl RateLimiter for MemoryLimiter {
     fn check<'a>(&'a self, limits: &'a Limits, subject: &'a str, cost: u64) -> LimitFuture<'a> {
         let decision = self.check_now(limits, subject, cost);
         Box::pin(std::future::ready(decision))
+    }
+
+    fn settle<'a>(&'a self, limits: &'a Limits, subject: &'a str, tokens: i64) -> SettleFuture<'a> {
+        self.settle_now(limits, subject, tokens);
+        Box::pin(std::future::ready(()))
     }
 }
 
@@ -244,6 +273,35 @@ mod tests {
         assert_eq!(d.retry_after(), Some(Duration::from_secs(1)));
         tokio::time::advance(Duration::from_secs(1)).await;
         assert!(limiter.check(&l, "a", 1).await.allowed());
+    }
+
+    #[test]
+    fn settles_follow_the_model_on_every_bucket() {
+        let limiter = MemoryLimiter::with_clock(ManualClock::new(1_000_000));
+        let l = limits();
+        assert!(
+            limiter.check_now(&l, "a", 5).allowed(),
+            "a reservation of 5"
+        );
+        limiter.settle_now(&l, "a", -3);
+        let d = limiter.check_now(&l, "a", 0);
+        assert_eq!((d.remaining(), d.limit()), (3, 0), "2 used: 3 of 5, 6 of 8");
+        limiter.settle_now(&l, "a", 0);
+        assert_eq!(limiter.check_now(&l, "a", 0).remaining(), 3);
+        limiter.settle_now(&l, "a", 7);
+        let d = limiter.check_now(&l, "a", 1);
+        assert_eq!(
+            d.retry_after(),
+            Some(Duration::from_millis(7500)),
+            "both empty, not in debt: one token of the minute limit"
+        );
+        limiter.settle_now(&l, "a", -100);
+        assert!(limiter.is_empty(), "refunded to full: no bucket left");
+        limiter.settle_now(&l, "b", -1);
+        assert!(
+            limiter.is_empty(),
+            "a refund to a full bucket writes nothing"
+        );
     }
 
     #[test]

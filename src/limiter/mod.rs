@@ -7,7 +7,13 @@
 //! not, tokens remaining, retry-after and reset-after, and a distinct
 //! [`Outcome::Never`] when the cost is above a capacity and no wait can help.
 //!
-//! Two backends share one decision function (`gcra::decide`, the model):
+//! A caller whose cost is known only afterwards (the capacity a query really
+//! consumed) reserves the most it may take with a check and then
+//! [settles](RateLimiter::settle) the difference: a refund of what it did not
+//! use, or a debit of what it took beyond the reservation.
+//!
+//! Two backends share one decision function (`gcra::decide`, the model) and
+//! one settle function (`settle::settle`):
 //!
 //! - [`RedisLimiter`]: the buckets live in Redis or Redis Cluster, one integer
 //!   key each, decided by one Lua script on the server's clock, so a whole
@@ -47,14 +53,17 @@
 //! `dynagate_limiter_redis_errors_total` (`kind`: timeout, connection,
 //! server, reply), `dynagate_limiter_fallbacks_total` (`policy`, `reason`:
 //! error or circuit_open), `dynagate_limiter_script_reloads_total` (after a
-//! `NOSCRIPT`), and the gauge `dynagate_circuit_open{breaker="limiter"}`.
+//! `NOSCRIPT`), `dynagate_limiter_settle_failures_total` (a settle Redis
+//! did not apply: skipped, or applied to the fallback), and the gauge `dynagate_circuit_open{breaker="limiter"}`.
 //!
 //! # Errors
 //!
-//! A check never fails (its failure policy answers); builders return
+//! A check never fails (its failure policy answers), nor does a settle (it is
+//! skipped, or applied to the fallback); builders return
 //! [`ConfigError`](crate::ConfigError), and the calls that ask Redis without
 //! the failure policy ([`RedisLimiter::try_check`],
-//! [`RedisLimiter::load_script`]) return a [`ScriptError`](crate::ScriptError).
+//! [`RedisLimiter::try_settle`], [`RedisLimiter::load_script`]) return a
+//! [`ScriptError`](crate::ScriptError).
 
 mod decision;
 mod deny_cache;
@@ -64,6 +73,7 @@ mod limits;
 mod memory;
 mod quota;
 mod redis;
+pub(crate) mod settle;
 
 use std::fmt;
 use std::future::Future;
@@ -75,13 +85,16 @@ pub use self::failure::FailurePolicy;
 pub use self::limits::{Limit, Limits, LimitsBuilder};
 pub use self::memory::{Clock, ManualClock, MemoryLimiter, TokioClock};
 pub use self::quota::{Quota, QuotaBuilder};
-#[cfg(feature = "test-util")]
-pub(crate) use self::redis::SCRIPT_SOURCE;
 pub use self::redis::{RedisLimiter, RedisLimiterBuilder};
+#[cfg(feature = "test-util")]
+pub(crate) use self::redis::{SCRIPT_SOURCE, SETTLE_SOURCE};
 
 /// The future a [`RateLimiter`] returns: boxed, so the trait can be used as
 /// `dyn RateLimiter` (one allocation next to a network round trip).
 pub type LimitFuture<'a> = Pin<Box<dyn Future<Output = Decision> + Send + 'a>>;
+
+/// The future [`RateLimiter::settle`] returns: boxed, like [`LimitFuture`].
+pub type SettleFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 /// Takes tokens from a subject's buckets.
 ///
@@ -91,17 +104,41 @@ pub trait RateLimiter: Send + Sync + fmt::Debug {
     /// Takes `cost` tokens from every bucket of `limits` for `subject`, or
     /// none of them. A cost of 0 looks without taking.
     fn check<'a>(&'a self, limits: &'a Limits, subject: &'a str, cost: u64) -> LimitFuture<'a>;
+
+    /// Moves `tokens` into (negative: back into) every bucket of `limits`
+    /// for `subject`, without deciding anything: after a check reserved the
+    /// most a request may take, a refund of what it did not use or a debit
+    /// of what it took beyond the reservation. 0 does nothing.
+    ///
+    /// A debit is taken even when the buckets do not hold the tokens, but
+    /// never leaves a bucket more than empty: a debt beyond empty would be
+    /// read by the next check as a clock that stepped back, and clamped. So a
+    /// request that overran its reservation by more than what was left is
+    /// forgiven the rest; reserve the most a request may take to avoid that.
+    /// A refund never makes a bucket fuller than full.
+    ///
+    /// A settle never fails: when the backend cannot apply it, it is skipped
+    /// (or applied where the backend's failure policy decides) and counted.
+    fn settle<'a>(&'a self, limits: &'a Limits, subject: &'a str, tokens: i64) -> SettleFuture<'a>;
 }
 
 impl<L: RateLimiter + ?Sized> RateLimiter for Arc<L> {
     fn check<'a>(&'a self, limits: &'a Limits, subject: &'a str, cost: u64) -> LimitFuture<'a> {
         (**self).check(limits, subject, cost)
     }
+
+    fn settle<'a>(&'a self, limits: &'a Limits, subject: &'a str, tokens: i64) -> SettleFuture<'a> {
+        (**self).settle(limits, subject, tokens)
+    }
 }
 
 impl<L: RateLimiter + ?Sized> RateLimiter for Box<L> {
     fn check<'a>(&'a self, limits: &'a Limits, subject: &'a str, cost: u64) -> LimitFuture<'a> {
         (**self).check(limits, subject, cost)
+    }
+
+    fn settle<'a>(&'a self, limits: &'a Limits, subject: &'a str, tokens: i64) -> SettleFuture<'a> {
+        (**self).settle(limits, subject, tokens)
     }
 }
 
@@ -129,5 +166,8 @@ mod tests {
         let denied = limiter.check(&limits, "a", 1).await;
         assert_eq!(denied.retry_after(), Some(Duration::from_millis(500)));
         assert_eq!(limiter.check(&limits, "a", 3).await.retry_after(), None);
+        let boxed: Box<dyn RateLimiter> = Box::new(Arc::clone(&limiter));
+        boxed.settle(&limits, "a", -1).await;
+        assert!(limiter.check(&limits, "a", 1).await.allowed(), "refunded");
     }
 }

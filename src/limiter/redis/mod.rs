@@ -10,6 +10,9 @@
 //! goes again as `EVAL`, so the caller never sees the `NOSCRIPT` (see
 //! `redis_support`).
 //!
+//! A settle runs `settle.lua` on the same keys, with the same machinery (see
+//! `settle`).
+//!
 //! Every call has a hard deadline; failures go to the [`FailurePolicy`]
 //! through a circuit breaker, and recent denials can be answered locally (see
 //! [`crate::limiter`]).
@@ -24,8 +27,13 @@ use crate::limiter::deny_cache::DenyCache;
 use crate::limiter::failure::FailurePolicy;
 use crate::limiter::limits::{Limits, check_no_braces};
 use crate::limiter::memory::MemoryLimiter;
-use crate::limiter::{LimitFuture, RateLimiter, count_decision};
+use crate::limiter::{LimitFuture, RateLimiter, SettleFuture, count_decision};
 use crate::redis_support::{RedisConnection, Script, ScriptError, run_script};
+
+mod settle;
+
+#[cfg(feature = "test-util")]
+pub(crate) use self::settle::SETTLE_SOURCE;
 
 /// The Lua source of the decision script. Its contract (`KEYS`, `ARGV`, the
 /// reply) is described at its top; [`RedisLimiter::script_sha1`] is its hash.
@@ -119,19 +127,23 @@ impl RedisLimiter {
         limits.keys(&self.inner.prefix, subject)
     }
 
-    /// Loads the script into Redis (every master of a cluster) ahead of the
-    /// first request. Optional: a missing script is loaded on demand.
+    /// Loads the scripts (decide and settle) into Redis (every master of a
+    /// cluster) ahead of the first request. Optional: a missing script is
+    /// loaded on demand.
     pub async fn load_script(&self) -> Result<(), ScriptError> {
-        let mut connection = self.inner.connection.clone();
-        let mut command = redis::cmd("SCRIPT");
-        command.arg("LOAD").arg(SCRIPT.source());
-        let load = command.query_async::<redis::Value>(&mut connection);
-        let deadline = self.inner.deadline.max(Duration::from_secs(1));
-        match tokio::time::timeout(deadline, load).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(source)) => Err(ScriptError::Redis { source }),
-            Err(_) => Err(ScriptError::Timeout { deadline }),
+        for script in [&*SCRIPT, &*settle::SETTLE_SCRIPT] {
+            let mut connection = self.inner.connection.clone();
+            let mut command = redis::cmd("SCRIPT");
+            command.arg("LOAD").arg(script.source());
+            let load = command.query_async::<redis::Value>(&mut connection);
+            let deadline = self.inner.deadline.max(Duration::from_secs(1));
+            match tokio::time::timeout(deadline, load).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(source)) => return Err(ScriptError::Redis { source }),
+                Err(_) => return Err(ScriptError::Timeout { deadline }),
+            }
         }
+        Ok(())
     }
 
     /// Asks Redis, within the deadline, without the failure policy, breaker
@@ -270,6 +282,10 @@ impl RateLimiter for RedisLimiter {
             count_decision(limits, &decision);
             decision
         })
+    }
+
+    fn settle<'a>(&'a self, limits: &'a Limits, subject: &'a str, tokens: i64) -> SettleFuture<'a> {
+        Box::pin(self.settle_or_fall_back(limits, subject, tokens))
     }
 }
 

@@ -1,6 +1,8 @@
-//! The script's identity and the strict parsing of its replies.
+//! The scripts' identity, the strict parsing of replies, and settles that
+//! Redis cannot apply.
 
 use super::*;
+use crate::limiter::Quota;
 
 #[test]
 fn the_script_hash_is_the_sha1_of_its_text() {
@@ -9,6 +11,12 @@ fn the_script_hash_is_the_sha1_of_its_text() {
         SCRIPT_SOURCE.contains("redis.call('TIME')"),
         "server time, never ours"
     );
+    assert_eq!(RedisLimiter::settle_script_sha1().len(), 40);
+    assert_ne!(
+        RedisLimiter::settle_script_sha1(),
+        RedisLimiter::script_sha1()
+    );
+    assert!(settle::SETTLE_SOURCE.contains("redis.call('TIME')"));
 }
 
 #[test]
@@ -33,4 +41,81 @@ fn replies_are_parsed_strictly() {
     ] {
         assert!(parse_reply(bad, 2).is_none(), "{bad:?}");
     }
+}
+
+/// A limiter on a port nothing listens on: every call is refused (or, if
+/// the connection's own retries outlast it, cut by the deadline).
+fn unreachable(policy: FailurePolicy, deadline: Duration) -> RedisLimiter {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port(); // the listener is dropped here: the port is closed
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
+    let config = redis::aio::ConnectionManagerConfig::new().set_number_of_retries(1);
+    let manager = redis::aio::ConnectionManager::new_lazy_with_config(client, config).unwrap();
+    RedisLimiter::builder(manager)
+        .deadline(deadline)
+        .on_failure(policy)
+        .breaker(BreakerSettings::new(2, Duration::from_secs(60)).unwrap())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_settle_redis_cannot_apply_is_skipped_within_the_deadline_and_counted() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    // The recorder is this thread's; the test's runtime runs on this thread.
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let deadline = Duration::from_millis(300);
+    let limiter = unreachable(FailurePolicy::FailClosed, deadline);
+    let limits = Limits::single("settle", "day", Quota::per_day(5).burst(5).unwrap()).unwrap();
+    // A loaded machine may be late to wake the timer, never a second late.
+    let bound = deadline + Duration::from_secs(1);
+    for tokens in [-3, 4, -1, 2] {
+        let started = tokio::time::Instant::now();
+        tokio::time::timeout(bound, limiter.settle(&limits, "ada", tokens))
+            .await
+            .expect("a settle waits for Redis at most its deadline");
+        assert!(started.elapsed() < bound);
+    }
+    limiter.settle(&limits, "ada", 0).await;
+    assert!(
+        matches!(limiter.circuit_state(), CircuitState::Open { .. }),
+        "two failures opened the breaker; the last settles skipped Redis"
+    );
+    let rendered = handle.render();
+    assert!(
+        rendered.contains("dynagate_limiter_settle_failures_total{namespace=\"settle\"} 4"),
+        "four skipped, none for 0 tokens: {rendered}"
+    );
+}
+
+#[tokio::test]
+async fn under_the_fallback_policy_a_settle_moves_the_fallback_buckets() {
+    let limiter = unreachable(
+        FailurePolicy::fallback(1).unwrap(),
+        Duration::from_millis(300),
+    );
+    let limits = Limits::single("settle", "day", Quota::per_day(5).burst(5).unwrap()).unwrap();
+    let reserved = limiter.check(&limits, "ada", 5).await;
+    assert_eq!(
+        (reserved.allowed(), reserved.decided_by()),
+        (true, DecidedBy::Fallback)
+    );
+    assert!(!limiter.check(&limits, "ada", 1).await.allowed(), "spent");
+    limiter.settle(&limits, "ada", -2).await;
+    let d = limiter.check(&limits, "ada", 0).await;
+    assert_eq!(
+        (d.remaining(), d.decided_by()),
+        (2, DecidedBy::Fallback),
+        "the refund reached the buckets that decide"
+    );
+    limiter.settle(&limits, "ada", 1).await;
+    assert_eq!(
+        limiter.check(&limits, "ada", 0).await.remaining(),
+        1,
+        "the debit did too"
+    );
 }
