@@ -62,8 +62,15 @@ impl ResilientClient {
 
     /// A client from a shared AWS configuration and a retry policy.
     pub fn new(config: &SdkConfig, policy: RetryPolicy) -> ResilientClient {
+        // The interceptor is idle unless a gate watches the attempt or a
+        // usage meter is in scope; then it asks for ConsumedCapacity.
+        let sdk = sdk_client(config)
+            .config()
+            .to_builder()
+            .interceptor(ConsumedCapacityInterceptor)
+            .build();
         ResilientClient {
-            sdk: sdk_client(config),
+            sdk: Client::from_conf(sdk),
             policy,
             gate: None,
         }
@@ -74,13 +81,6 @@ impl ResilientClient {
     /// capacity, shared with every instance using the same Redis, and the
     /// `ConsumedCapacity` DynamoDB reports corrects the estimate.
     pub fn with_gate(mut self, gate: CapacityGate) -> ResilientClient {
-        let config = self
-            .sdk
-            .config()
-            .to_builder()
-            .interceptor(ConsumedCapacityInterceptor)
-            .build();
-        self.sdk = Client::from_conf(config);
         self.gate = Some(gate);
         self
     }

@@ -116,6 +116,7 @@ pub mod repository;
 pub mod retry;
 #[cfg(feature = "test-util")]
 pub mod test_util;
+pub mod usage;
 
 pub use crate::breaker::{BreakerSettings, CircuitState};
 pub use crate::client::{ResilientClient, sdk_client};

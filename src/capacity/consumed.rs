@@ -1,11 +1,12 @@
 //! What a call really consumed: an SDK interceptor that asks DynamoDB for
-//! `ConsumedCapacity` and hands it to the gate that admitted the call.
+//! `ConsumedCapacity` and hands it to the gate that admitted the call and to
+//! the [usage meter](crate::usage) in scope.
 //!
 //! The gate takes an estimate before the call (it cannot see the request:
 //! the caller's closure builds it) and corrects by what DynamoDB reports
-//! after. The interceptor is registered on the gated client's SDK
-//! configuration and is idle outside a gated attempt: only an attempt run
-//! inside [`watch`] gets `ReturnConsumedCapacity = TOTAL` added (when the
+//! after. The interceptor is registered on every `ResilientClient`'s SDK
+//! configuration and is idle outside a gated attempt or a metered scope: only
+//! then does an attempt get `ReturnConsumedCapacity = TOTAL` added (when the
 //! caller did not ask for it already) and its answer read.
 
 use std::sync::{Arc, Mutex};
@@ -28,6 +29,9 @@ use aws_sdk_dynamodb::operation::{
     update_item::{UpdateItemInput, UpdateItemOutput},
 };
 use aws_sdk_dynamodb::types::{ConsumedCapacity, ReturnConsumedCapacity};
+
+use crate::operation::Direction;
+use crate::usage;
 
 tokio::task_local! {
     static WATCHED: Arc<Watched>;
@@ -123,7 +127,7 @@ impl Intercept for ConsumedCapacityInterceptor {
         _: &RuntimeComponents,
         _: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if WATCHED.try_with(|_| ()).is_err() {
+        if WATCHED.try_with(|_| ()).is_err() && !usage::in_scope() {
             return Ok(());
         }
         let input = context.input_mut();
@@ -160,6 +164,18 @@ impl Intercept for ConsumedCapacityInterceptor {
                 TransactGetItemsOutput
         );
         if let Some(entries) = entries {
+            // Reads consume read units; everything else here writes.
+            let reads = output.downcast_ref::<GetItemOutput>().is_some()
+                || output.downcast_ref::<QueryOutput>().is_some()
+                || output.downcast_ref::<ScanOutput>().is_some()
+                || output.downcast_ref::<BatchGetItemOutput>().is_some()
+                || output.downcast_ref::<TransactGetItemsOutput>().is_some();
+            let direction = if reads {
+                Direction::Read
+            } else {
+                Direction::Write
+            };
+            usage::record(direction, entries.iter().map(|(_, units)| units).sum());
             let _ = WATCHED.try_with(|watched| watched.record(entries));
         }
         Ok(())

@@ -9,6 +9,7 @@ use tower::Layer;
 
 use crate::error::ConfigError;
 use crate::http::auth::Authenticate;
+use crate::http::charge::CapacityCharge;
 use crate::http::client_ip::TrustedProxies;
 use crate::http::lockout::Lockouts;
 use crate::http::service::RateLimit;
@@ -32,6 +33,7 @@ pub struct RateLimitConfig {
     pub(crate) max_cost: u64,
     pub(crate) ipv6_prefix: u8,
     pub(crate) lockouts: Lockouts,
+    pub(crate) charges: Vec<CapacityCharge>,
 }
 
 impl fmt::Debug for RateLimitConfig {
@@ -64,6 +66,7 @@ pub struct RateLimitLayerBuilder {
     exempt: Arc<ExemptFn>,
     ipv6_prefix: u8,
     lockouts: usize,
+    charges: Vec<CapacityCharge>,
 }
 
 impl fmt::Debug for RateLimitLayerBuilder {
@@ -148,6 +151,16 @@ impl RateLimitLayerBuilder {
         self
     }
 
+    /// Charges every caller (key or anonymous address) in the capacity units
+    /// its requests consumed, reads or writes, beside the request counts: see
+    /// [`CapacityCharge`]. One charge per direction (a second replaces the
+    /// first).
+    pub fn charge(mut self, charge: CapacityCharge) -> Self {
+        self.charges.retain(|c| c.direction != charge.direction);
+        self.charges.push(charge);
+        self
+    }
+
     /// Requests that pass without a check (e.g. health probes).
     pub fn exempt(mut self, exempt: impl Fn(&Parts) -> bool + Send + Sync + 'static) -> Self {
         self.exempt = Arc::new(exempt);
@@ -190,6 +203,15 @@ impl RateLimitLayerBuilder {
         for (setting, limits) in all {
             check_fits(setting, limits, self.max_cost)?;
         }
+        for charge in &self.charges {
+            if charge.max_reserve == 0 {
+                return Err(ConfigError::invalid(
+                    "charge",
+                    "the most a request reserves must be at least 1 unit",
+                ));
+            }
+            check_fits("charge", &charge.limits, charge.max_reserve)?;
+        }
         Ok(RateLimitLayer {
             config: Arc::new(RateLimitConfig {
                 limiter: self.limiter,
@@ -205,6 +227,7 @@ impl RateLimitLayerBuilder {
                 max_cost: self.max_cost,
                 ipv6_prefix: self.ipv6_prefix,
                 lockouts: Lockouts::new(self.lockouts),
+                charges: self.charges,
             }),
         })
     }
@@ -262,6 +285,7 @@ impl RateLimitLayer {
             exempt: Arc::new(|_| false),
             ipv6_prefix: 64,
             lockouts: 100_000,
+            charges: Vec::new(),
         }
     }
 }

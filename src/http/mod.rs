@@ -23,6 +23,7 @@
 //! ```
 
 mod auth;
+mod charge;
 mod client_ip;
 mod conn_limits;
 mod headers;
@@ -34,6 +35,7 @@ mod service;
 mod stack_errors;
 
 pub use self::auth::{AuthFuture, AuthUnavailable, Authenticate, Caller};
+pub use self::charge::{CapacityCharge, Reserved};
 pub use self::client_ip::{Cidr, ForwardedHeader, TrustedProxies};
 pub use self::layer::{RateLimitConfig, RateLimitLayer, RateLimitLayerBuilder};
 pub use self::response::error_response;

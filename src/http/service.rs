@@ -15,9 +15,11 @@ use http::{Request, Response};
 use tower::Service;
 
 use crate::http::auth::{AuthUnavailable, Caller};
+use crate::http::charge::{self, Reserved};
 use crate::http::client_ip::subject;
 use crate::http::layer::RateLimitConfig;
 use crate::http::response::{add_headers, auth_unavailable, locked_out, too_many, unauthorized};
+use crate::usage;
 
 /// The service of a [`RateLimitLayer`](crate::http::RateLimitLayer).
 #[derive(Debug, Clone)]
@@ -151,7 +153,32 @@ where
     if !decision.allowed() {
         return Ok(too_many(&limits, &decision));
     }
-    let mut response = inner.call(Request::from_parts(parts, body)).await?;
+    if config.charges.is_empty() {
+        let mut response = inner.call(Request::from_parts(parts, body)).await?;
+        add_headers(&mut response, &limits, &decision);
+        return Ok(response);
+    }
+
+    // Capacity charges: reserve the most the request may consume, run it
+    // metered, settle the difference.
+    let mut taken = Vec::with_capacity(config.charges.len());
+    let mut reserved = Reserved::default();
+    for charge in &config.charges {
+        let units = charge.reservation(&parts);
+        let check = config.limiter.check(&charge.limits, &subject, units).await;
+        if !check.allowed() {
+            charge::refund(&config.limiter, &taken, &subject);
+            return Ok(too_many(&charge.limits, &check));
+        }
+        reserved.set(charge.direction, units);
+        taken.push((charge, units));
+    }
+    parts.extensions.insert(reserved);
+    let (response, usage) = usage::metered(inner.call(Request::from_parts(parts, body))).await;
+    let mut response = response?;
+    for (charge, units) in taken {
+        charge::settle(&config.limiter, charge, &subject, units, &usage);
+    }
     add_headers(&mut response, &limits, &decision);
     Ok(response)
 }

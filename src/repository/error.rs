@@ -4,6 +4,7 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::time::Duration;
 
+use crate::repository::cursor::CursorError;
 use crate::repository::key::Key;
 use crate::retry::{GiveUp, RetryError};
 
@@ -80,6 +81,22 @@ pub enum RepositoryError<T> {
     TransactionCanceled {
         /// Why each item failed (`None` for the items that did not).
         reasons: Vec<CancellationReason>,
+    },
+    /// The query cannot be run as built (an undeclared index, a key
+    /// condition that does not fit the key schema, strong consistency on a
+    /// global index, a page size out of range). Nothing was called.
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+    /// The cursor cannot be used; nothing was called. Its text says why and
+    /// what to do.
+    #[error(transparent)]
+    Cursor(#[from] CursorError),
+    /// A stream's read budget ran out before the end; `cursor` goes on from
+    /// where it stopped.
+    #[error("the read budget ran out before the listing ended; continue with the cursor")]
+    BudgetExhausted {
+        /// Where to go on from.
+        cursor: String,
     },
     /// The call to DynamoDB failed for good (after the retry policy).
     #[error(transparent)]

@@ -83,6 +83,40 @@ impl KeySchema {
         self.sort.as_ref().map(|s| s.name.as_str())
     }
 
+    /// The same partition key with another sort key (a local index).
+    pub(crate) fn replace_sort(mut self, name: &str, key_type: KeyType) -> KeySchema {
+        self.sort = Some(KeyAttribute {
+            name: name.to_owned(),
+            key_type,
+        });
+        self
+    }
+
+    /// The partition key's type.
+    pub(crate) fn partition_type(&self) -> KeyType {
+        self.partition.key_type
+    }
+
+    /// The sort key's type, if there is one.
+    pub(crate) fn sort_type(&self) -> Option<KeyType> {
+        self.sort.as_ref().map(|s| s.key_type)
+    }
+
+    /// Checks one key value against a key attribute's declared type.
+    pub(crate) fn check(
+        name: &str,
+        key_type: KeyType,
+        value: &AttributeValue,
+    ) -> Result<(), String> {
+        check_value(
+            &KeyAttribute {
+                name: name.to_owned(),
+                key_type,
+            },
+            value,
+        )
+    }
+
     /// The key of an encoded item, checked against the schema.
     pub(crate) fn key_of(&self, item: &Item) -> Result<Key, String> {
         let value = |attribute: &KeyAttribute| -> Result<AttributeValue, String> {
@@ -192,6 +226,12 @@ impl fmt::Display for Key {
 /// A key attribute value: a string, a number or bytes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KeyValue(AttributeValue);
+
+impl KeyValue {
+    pub(crate) fn into_attribute(self) -> AttributeValue {
+        self.0
+    }
+}
 
 impl From<&str> for KeyValue {
     fn from(s: &str) -> Self {

@@ -18,12 +18,20 @@
 
 mod batch;
 mod codec;
+mod cursor;
 mod error;
+mod expression;
+mod index;
 mod key;
+mod listing;
+mod page;
+mod query;
+mod scan;
 mod transact;
 mod write;
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use rand::RngExt;
@@ -32,8 +40,15 @@ use serde::de::DeserializeOwned;
 
 pub use self::batch::{MAX_BATCH_GET, MAX_BATCH_WRITE};
 pub use self::codec::{Item, MAX_ITEM_BYTES, item_size};
+pub use self::cursor::{CursorError, CursorKeys};
 pub use self::error::{CancellationCode, CancellationReason, DynamoFailure, RepositoryError};
+pub use self::expression::{Filter, FilterAttribute, FilterValue};
+pub use self::index::Index;
 pub use self::key::{Key, KeySchema, KeyType, KeyValue};
+pub use self::listing::MAX_PAGE_SIZE;
+pub use self::page::{Page, PageEnd, ReadBudget};
+pub use self::query::{KeyCondition, Query, SortCondition};
+pub use self::scan::{Scan, Segment};
 pub use self::transact::MAX_TRANSACTION_ITEMS;
 pub use self::write::Deleted;
 use crate::capacity::estimate;
@@ -142,6 +157,10 @@ pub struct Repository<T> {
     schema: KeySchema,
     token_attribute: String,
     version_attribute: String,
+    indexes: Vec<Index>,
+    cursor_keys: CursorKeys,
+    /// What an item read by a listing weighed last (shared by clones).
+    item_bytes: Arc<listing::LearnedSize>,
     _items: PhantomData<fn() -> T>,
 }
 
@@ -153,6 +172,9 @@ impl<T> Clone for Repository<T> {
             schema: self.schema.clone(),
             token_attribute: self.token_attribute.clone(),
             version_attribute: self.version_attribute.clone(),
+            indexes: self.indexes.clone(),
+            cursor_keys: self.cursor_keys.clone(),
+            item_bytes: Arc::clone(&self.item_bytes),
             _items: PhantomData,
         }
     }
@@ -170,8 +192,37 @@ where
             schema,
             token_attribute: DEFAULT_TOKEN_ATTRIBUTE.to_owned(),
             version_attribute: DEFAULT_VERSION_ATTRIBUTE.to_owned(),
+            indexes: Vec::new(),
+            cursor_keys: process_cursor_keys(),
+            item_bytes: Arc::default(),
             _items: PhantomData,
         }
+    }
+
+    /// Declares a secondary index, so that [`Query::index`] and
+    /// [`Scan::index`] can name it (a second index of the same name replaces
+    /// the first).
+    pub fn with_index(mut self, index: Index) -> Self {
+        self.indexes.retain(|i| i.name() != index.name());
+        self.indexes.push(index);
+        self
+    }
+
+    /// Seals this repository's cursors with `keys`. Without it, cursors are
+    /// sealed with a random secret of this process: they work for one
+    /// instance and are refused by every other, so a fleet behind a load
+    /// balancer needs shared keys.
+    pub fn with_cursor_keys(mut self, keys: CursorKeys) -> Self {
+        self.cursor_keys = keys;
+        self
+    }
+
+    pub(crate) fn index_named(&self, name: &str) -> Option<&Index> {
+        self.indexes.iter().find(|i| i.name() == name)
+    }
+
+    pub(crate) fn cursor_keys(&self) -> &CursorKeys {
+        &self.cursor_keys
     }
 
     /// Stores the version under another attribute name.
@@ -301,6 +352,17 @@ pub(crate) fn check_size<T>(item: &Item) -> Result<(), RepositoryError<T>> {
         });
     }
     Ok(())
+}
+
+/// One random secret per process, made on first use.
+fn process_cursor_keys() -> CursorKeys {
+    static KEYS: std::sync::OnceLock<CursorKeys> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let mut secret = [0u8; 32];
+        rand::rng().fill(&mut secret);
+        CursorKeys::new([secret]).expect("32 random bytes are a valid secret")
+    })
+    .clone()
 }
 
 fn stored_version(item: &Item, attribute: &str) -> Option<u64> {

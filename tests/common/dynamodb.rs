@@ -3,6 +3,7 @@
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::{Credentials, Region};
+use aws_sdk_dynamodb::operation::create_table::builders::CreateTableFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
@@ -73,6 +74,27 @@ impl TestTable {
     }
 
     async fn create_table(test: &str, partition_key: &str, sort_key: bool) -> TestTable {
+        Self::create_shaped(test, |request| {
+            let request = request
+                .attribute_definitions(string_attribute(partition_key))
+                .key_schema(key(partition_key, KeyType::Hash));
+            if sort_key {
+                request
+                    .attribute_definitions(string_attribute("sk"))
+                    .key_schema(key("sk", KeyType::Range))
+            } else {
+                request
+            }
+        })
+        .await
+    }
+
+    /// A table whose keys and indexes `shape` declares (name and billing
+    /// mode are set here).
+    pub async fn create_shaped(
+        test: &str,
+        shape: impl FnOnce(CreateTableFluentBuilder) -> CreateTableFluentBuilder,
+    ) -> TestTable {
         // The table's own client sets up and checks what is stored; it is
         // never the client under test. It retries (SDK standard mode, 10
         // attempts) so that a check survives a server injecting throttles:
@@ -86,18 +108,11 @@ impl TestTable {
             .build();
         let client = Client::from_conf(config);
         let name = unique_name(&format!("dg-{test}"));
-        let mut request = client
+        let request = client
             .create_table()
             .table_name(&name)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(string_attribute(partition_key))
-            .key_schema(key(partition_key, KeyType::Hash));
-        if sort_key {
-            request = request
-                .attribute_definitions(string_attribute("sk"))
-                .key_schema(key("sk", KeyType::Range));
-        }
-        request
+            .billing_mode(BillingMode::PayPerRequest);
+        shape(request)
             .send()
             .await
             .unwrap_or_else(|e| panic!("creating test table {name}: {e:?}"));
@@ -153,7 +168,7 @@ impl Drop for TestTable {
     }
 }
 
-fn string_attribute(name: &str) -> AttributeDefinition {
+pub fn string_attribute(name: &str) -> AttributeDefinition {
     AttributeDefinition::builder()
         .attribute_name(name)
         .attribute_type(ScalarAttributeType::S)
@@ -161,7 +176,7 @@ fn string_attribute(name: &str) -> AttributeDefinition {
         .expect("attribute definition")
 }
 
-fn key(name: &str, key_type: KeyType) -> KeySchemaElement {
+pub fn key(name: &str, key_type: KeyType) -> KeySchemaElement {
     KeySchemaElement::builder()
         .attribute_name(name)
         .key_type(key_type)

@@ -62,7 +62,7 @@ impl Api {
         quota: (u64, u64),
         configure: impl FnOnce(&mut users_api::Config),
     ) -> Api {
-        let users = common::TestTable::create_with_key("api-users", "user_id").await;
+        let users = users_table().await;
         let keys = common::TestTable::create_with_key("api-keys", "key_hash").await;
         let (_, redis_keys) = common::redis().await;
         let mut config = users_api::Config::new(users.name(), keys.name(), &common::redis_url());
@@ -210,6 +210,31 @@ impl Drop for Api {
             let _ = stop.send(());
         }
     }
+}
+
+/// A users table as stack/tables/users.json declares it: `user_id`, and the
+/// global index `by_email`.
+async fn users_table() -> common::TestTable {
+    use aws_sdk_dynamodb::types::{GlobalSecondaryIndex, KeyType, Projection, ProjectionType};
+    common::TestTable::create_shaped("api-users", |request| {
+        request
+            .attribute_definitions(common::string_attribute("user_id"))
+            .attribute_definitions(common::string_attribute("email"))
+            .key_schema(common::key("user_id", KeyType::Hash))
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(users_api::EMAIL_INDEX)
+                    .key_schema(common::key("email", KeyType::Hash))
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
+                    )
+                    .build()
+                    .expect("index"),
+            )
+    })
+    .await
 }
 
 pub fn user(id: &str) -> String {

@@ -14,9 +14,9 @@ use utoipa::OpenApi;
 use crate::errors::json_errors;
 use crate::openapi::ApiDoc;
 use crate::readiness::ready;
-use crate::routes;
 use crate::state::AppState;
 use crate::telemetry::observe;
+use crate::{lists, routes};
 
 /// Request bodies above this are refused with 413.
 pub const BODY_LIMIT: usize = 16 * 1024;
@@ -29,7 +29,10 @@ pub const BODY_LIMIT: usize = 16 * 1024;
 /// keys): only for measuring what the layer costs.
 pub fn app(state: AppState, limits: Option<RateLimitLayer>) -> Router {
     let api = Router::new()
-        .route("/api/v1/users", post(routes::create_user))
+        .route(
+            "/api/v1/users",
+            post(routes::create_user).get(lists::list_users),
+        )
         .route(
             "/api/v1/users/{user_id}",
             get(routes::get_user)

@@ -35,6 +35,10 @@ pub struct Config {
     pub capacity_prefix: String,
     /// The API listener's connection limits.
     pub connections: ServeConfig,
+    /// Secrets that seal list cursors, the first signing (`CURSOR_SECRETS`,
+    /// comma-separated, each at least 32 characters). Empty: a random secret
+    /// per process, so a cursor only works on the instance that issued it.
+    pub cursor_secrets: Vec<String>,
 }
 
 /// Where the capacity gate of the users table gets the table's capacity.
@@ -83,6 +87,10 @@ pub struct Quotas {
     /// Per client IP across all keys: tokens per second and burst.
     pub ip_per_second: u64,
     pub ip_burst: u64,
+    /// Per API key, in the read capacity units its requests consumed: units
+    /// per second and burst. A list page reserves `LIST_READ_UNITS` of it.
+    pub key_read_units_per_second: u64,
+    pub key_read_units_burst: u64,
 }
 
 impl Default for Quotas {
@@ -94,6 +102,8 @@ impl Default for Quotas {
             failed_auth_burst: 10,
             ip_per_second: 50,
             ip_burst: 100,
+            key_read_units_per_second: 20,
+            key_read_units_burst: 100,
         }
     }
 }
@@ -116,6 +126,7 @@ impl Config {
             keys_table_capacity: TableCapacitySetting::Describe,
             capacity_prefix: "dynagate:capacity".to_owned(),
             connections: ServeConfig::default(),
+            cursor_secrets: Vec::new(),
         }
     }
 
@@ -196,7 +207,18 @@ impl Config {
             failed_auth_burst: number("FAILED_AUTH_BURST", d.failed_auth_burst)?,
             ip_per_second: number("IP_PER_SECOND", d.ip_per_second)?,
             ip_burst: number("IP_BURST", d.ip_burst)?,
+            key_read_units_per_second: number(
+                "KEY_READ_UNITS_PER_SECOND",
+                d.key_read_units_per_second,
+            )?,
+            key_read_units_burst: number("KEY_READ_UNITS_BURST", d.key_read_units_burst)?,
         };
+        config.cursor_secrets = env_or("CURSOR_SECRETS", "")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
         Ok(config)
     }
 }

@@ -17,6 +17,8 @@ use http::header::{CONTENT_TYPE, RETRY_AFTER};
 pub enum ApiError {
     /// 400: the input is wrong; the message says how.
     InvalidInput(String),
+    /// 400: a list cursor that cannot be used; the message says why.
+    InvalidCursor(String),
     /// 404.
     NotFound,
     /// 409: the user already exists.
@@ -56,6 +58,7 @@ impl<T: std::fmt::Debug> From<RepositoryError<T>> for ApiError {
                 ApiError::InvalidInput(m)
             }
             RepositoryError::ItemTooLarge { .. } => ApiError::TooLarge,
+            RepositoryError::Cursor(e) => ApiError::InvalidCursor(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -65,6 +68,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message) = match &self {
             ApiError::InvalidInput(m) => (StatusCode::BAD_REQUEST, "invalid_input", m.clone()),
+            ApiError::InvalidCursor(m) => (StatusCode::BAD_REQUEST, "invalid_cursor", m.clone()),
             ApiError::NotFound => (
                 StatusCode::NOT_FOUND,
                 "not_found",

@@ -40,7 +40,7 @@ pub const KEEP_FOR: Duration = Duration::from_secs(24 * 60 * 60);
 pub const EXPIRES_ATTRIBUTE: &str = "expires_at";
 /// Records share the users table's partition key. `#` is not allowed in a
 /// user id, so a record never collides with a user and no route can read one.
-const RECORD_PREFIX: &str = "idem#";
+pub(crate) const RECORD_PREFIX: &str = "idem#";
 /// The users table's partition key.
 const PARTITION_KEY: &str = "user_id";
 

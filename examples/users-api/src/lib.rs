@@ -16,7 +16,8 @@
 //! | `keys` | API keys: issued, stored hashed, looked up |
 //! | `key_cache` | recent lookups, valid and invalid keys bounded apart |
 //! | `model` | what clients send and get, and its validation |
-//! | `routes` | the handlers of `/api/v1/users` |
+//! | `routes` | the handlers of `/api/v1/users/{user_id}` and create |
+//! | `lists` | `GET /api/v1/users`: pages, the email lookup, sealed cursors |
 //! | `idempotency` | `Idempotency-Key`: bound to the caller and the request, replayed |
 //! | `errors` | every error as a response, in one place |
 //! | `readiness` | `/readyz` |
@@ -32,6 +33,7 @@ mod idempotency;
 mod key_cache;
 pub mod keys;
 mod limits;
+pub mod lists;
 pub mod model;
 mod openapi;
 pub mod readiness;
@@ -41,6 +43,7 @@ mod telemetry;
 
 pub use app::{BODY_LIMIT, app, ops_app, run};
 pub use config::{Config, Quotas, TableCapacitySetting};
+pub use limits::LIST_READ_UNITS;
 pub use openapi::ApiDoc;
-pub use state::{AppState, build};
+pub use state::{AppState, EMAIL_INDEX, build};
 pub use telemetry::metrics_handle;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use dynagate::RedisConnection;
-use dynagate::http::RateLimitLayer;
+use dynagate::http::{CapacityCharge, RateLimitLayer};
 use dynagate::limiter::{Limits, Quota, RedisLimiter};
 use http::Method;
 
@@ -13,6 +13,15 @@ use crate::keys::KeyStore;
 
 /// The most a request costs: a write (a GET costs 1). Quotas must hold it.
 pub(crate) const MAX_COST: u64 = 2;
+
+/// The read units a list page reserves from its caller's read-unit quota,
+/// and so the most it may read: its read budget.
+pub const LIST_READ_UNITS: u64 = 16;
+
+/// Whether a request lists users (`GET /api/v1/users`, with or without a query).
+pub(crate) fn is_list(parts: &http::request::Parts) -> bool {
+    parts.method == Method::GET && parts.uri.path() == "/api/v1/users"
+}
 
 /// The rate-limit layer: callers authenticated by `keys`, limited per key,
 /// per address and per failed authentication, as `config.quotas` says.
@@ -57,7 +66,19 @@ pub(crate) fn rate_limit_layer(
         )
         .build()
         .map_err(|e| e.to_string())?;
+    // What requests really read, per key: a list costs what it consumed.
+    let read_units = Limits::builder("key-rcu")
+        .limit(
+            "second",
+            quota(Quota::per_second(q.key_read_units_per_second).burst(q.key_read_units_burst))?,
+        )
+        .build()
+        .map_err(|e| e.to_string())?;
+    let charge = CapacityCharge::read_units(read_units).reserve(LIST_READ_UNITS, |parts| {
+        if is_list(parts) { LIST_READ_UNITS } else { 1 }
+    });
     RateLimitLayer::builder(Arc::new(limiter))
+        .charge(charge)
         .key_limits(default_key)
         .failed_auth(failed_auth)
         .authenticator(Arc::new(keys))

@@ -3,7 +3,7 @@
 
 use utoipa::OpenApi;
 
-use crate::{model, routes};
+use crate::{lists, model, routes};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -13,10 +13,17 @@ use crate::{model, routes};
     ),
     paths(
         routes::create_user,
+        lists::list_users,
         routes::get_user,
         routes::update_user,
         routes::delete_user
     ),
-    components(schemas(model::NewUser, model::UserChange, model::User, model::ErrorBody))
+    components(schemas(
+        model::NewUser,
+        model::UserChange,
+        model::User,
+        model::ErrorBody,
+        lists::UserPage
+    ))
 )]
 pub struct ApiDoc;

@@ -5,7 +5,7 @@ use aws_config::SdkConfig;
 use dynagate::RedisConnection;
 use dynagate::ResilientClient;
 use dynagate::http::RateLimitLayer;
-use dynagate::repository::{KeySchema, KeyType, Repository};
+use dynagate::repository::{CursorKeys, Index, KeySchema, KeyType, Repository};
 use dynagate::retry::RetryPolicy;
 use metrics_exporter_prometheus::PrometheusHandle;
 
@@ -16,6 +16,9 @@ use crate::limits::rate_limit_layer;
 use crate::model::User;
 use crate::readiness::ReadinessCache;
 use crate::telemetry::metrics_handle;
+
+/// The users table's global index on `email` (stack/tables/users.json).
+pub const EMAIL_INDEX: &str = "by_email";
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -40,11 +43,20 @@ pub async fn build(config: &Config, aws: &SdkConfig) -> Result<(AppState, RateLi
     if let Some(gate) = capacity_gate(config, &dynamodb, redis.clone()).await? {
         dynamodb = dynamodb.with_gate(gate);
     }
-    let users = Repository::new(
+    let mut users = Repository::new(
         dynamodb.clone(),
         &config.users_table,
         KeySchema::partition("user_id", KeyType::String),
-    );
+    )
+    .with_index(Index::global(
+        EMAIL_INDEX,
+        KeySchema::partition("email", KeyType::String),
+    ));
+    if !config.cursor_secrets.is_empty() {
+        let keys =
+            CursorKeys::new(&config.cursor_secrets).map_err(|e| format!("CURSOR_SECRETS: {e}"))?;
+        users = users.with_cursor_keys(keys);
+    }
     let key_records: Repository<ApiKeyRecord> = Repository::new(
         dynamodb.clone(),
         &config.keys_table,

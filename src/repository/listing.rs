@@ -1,0 +1,465 @@
+//! The engine under Query and Scan: one validated request, run page by page
+//! through the resilient client, inside its read budget, with cursors sealed
+//! to the request's shape and caller.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::capacity::estimate;
+use crate::operation::Operation;
+use crate::repository::codec::{Item, item_size};
+use crate::repository::cursor::CursorScope;
+use crate::repository::expression::{Filter, Names, Placeholders, Values};
+use crate::repository::page::{Page, PageEnd, ReadBudget};
+use crate::repository::scan::Segment;
+use crate::repository::{Consistency, Repository, RepositoryError};
+
+/// The most items one page may ask for.
+pub const MAX_PAGE_SIZE: u32 = 1000;
+
+/// What Query and Scan share while being built.
+#[derive(Debug)]
+pub(crate) struct Request {
+    pub(crate) filter: Option<Filter>,
+    pub(crate) projection: Vec<String>,
+    pub(crate) consistency: Consistency,
+    pub(crate) forward: bool,
+    pub(crate) page_size: u32,
+    pub(crate) budget: ReadBudget,
+    pub(crate) cursor: Option<String>,
+    pub(crate) caller: String,
+}
+
+/// Query or Scan, with what only that one has.
+#[derive(Debug)]
+pub(crate) enum ListKind {
+    Query {
+        index: Option<String>,
+        key_condition: String,
+        partition_label: String,
+    },
+    Scan {
+        index: Option<String>,
+        segment: Option<Segment>,
+    },
+}
+
+impl Request {
+    pub(crate) fn new(budget: ReadBudget) -> Request {
+        Request {
+            filter: None,
+            projection: Vec::new(),
+            consistency: Consistency::Eventual,
+            forward: true,
+            page_size: 25,
+            budget,
+            cursor: None,
+            caller: String::new(),
+        }
+    }
+
+    /// Checks and places everything, and opens the cursor: a bad cursor ends
+    /// here, before any call.
+    pub(crate) fn into_listing<T>(
+        self,
+        repository: &Repository<T>,
+        kind: ListKind,
+        mut placeholders: Placeholders,
+    ) -> Result<Listing<'_, T>, RepositoryError<T>>
+    where
+        T: Serialize + DeserializeOwned,
+    {
+        if !(1..=MAX_PAGE_SIZE).contains(&self.page_size) {
+            return Err(RepositoryError::InvalidQuery(format!(
+                "the page size must be 1 to {MAX_PAGE_SIZE}, not {}",
+                self.page_size
+            )));
+        }
+        let filter = self.filter.as_ref().map(|f| placeholders.filter(f));
+        let projection =
+            (!self.projection.is_empty()).then(|| placeholders.projection(&self.projection));
+        let shape = format!(
+            "{}|{}|{}|{}|{}|{}",
+            repository.table(),
+            kind.shape(),
+            filter.as_deref().unwrap_or(""),
+            projection.as_deref().unwrap_or(""),
+            if self.forward { "asc" } else { "desc" },
+            placeholders.canonical(),
+        );
+        let start = match &self.cursor {
+            None => None,
+            Some(cursor) => Some(
+                repository
+                    .cursor_keys()
+                    .open(cursor, &scope(&shape, &self.caller), SystemTime::now())
+                    .map_err(RepositoryError::Cursor)?,
+            ),
+        };
+        let (names, values) = placeholders.into_maps();
+        Ok(Listing {
+            repository,
+            kind,
+            filter,
+            projection,
+            names,
+            values,
+            strong: self.consistency == Consistency::Strong,
+            forward: self.forward,
+            page_size: self.page_size,
+            budget: self.budget,
+            shape,
+            caller: self.caller,
+            start,
+        })
+    }
+}
+
+fn scope<'a>(shape: &'a str, caller: &'a str) -> CursorScope<'a> {
+    CursorScope { shape, caller }
+}
+
+impl ListKind {
+    fn shape(&self) -> String {
+        match self {
+            ListKind::Query {
+                index,
+                key_condition,
+                ..
+            } => format!("query|{}|{key_condition}", index.as_deref().unwrap_or("")),
+            ListKind::Scan { index, segment } => format!(
+                "scan|{}|{}",
+                index.as_deref().unwrap_or(""),
+                segment.map_or(String::new(), |s| format!("{}/{}", s.index, s.total)),
+            ),
+        }
+    }
+}
+
+/// A request ready to run.
+#[derive(Debug)]
+pub(crate) struct Listing<'r, T> {
+    repository: &'r Repository<T>,
+    kind: ListKind,
+    filter: Option<String>,
+    projection: Option<String>,
+    names: Option<Names>,
+    values: Option<Values>,
+    strong: bool,
+    forward: bool,
+    page_size: u32,
+    budget: ReadBudget,
+    shape: String,
+    caller: String,
+    start: Option<Item>,
+}
+
+/// The bytes an item of a table weighed in its last listing (0: none yet).
+#[derive(Debug, Default)]
+pub(crate) struct LearnedSize(AtomicU64);
+
+impl LearnedSize {
+    fn load(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+
+    fn store(&self, bytes: f64) {
+        self.0.store(bytes.to_bits(), Ordering::Relaxed);
+    }
+}
+
+/// The bytes one read unit pays for.
+fn unit_bytes(strong: bool) -> f64 {
+    if strong { 4096.0 } else { 8192.0 }
+}
+
+/// One DynamoDB answer.
+struct Fetched {
+    items: Vec<Item>,
+    last_key: Option<Item>,
+    units: f64,
+    scanned: u64,
+    count: u64,
+}
+
+/// What a listing has spent so far, and where it is.
+#[derive(Debug, Default)]
+struct Progress {
+    start: Option<Item>,
+    units: f64,
+    scanned: u64,
+    count: u64,
+    calls: u32,
+}
+
+/// What a listing assumes an item weighs before it has read any of its
+/// table's: DynamoDB's 4 KB read unit.
+const ASSUMED_ITEM_BYTES: f64 = 4096.0;
+
+impl Progress {
+    fn budget_left(&self, budget: &ReadBudget) -> bool {
+        self.calls < budget.calls && self.units < f64::from(budget.units)
+    }
+
+    /// The `Limit` of the next call: what the page still needs, and no more
+    /// items than the budget's units pay for, at the cost per item this
+    /// listing has seen, else at the item size last seen on this table,
+    /// else at 4 KB an item. A `Limit` is the one lever DynamoDB gives on
+    /// what a call reads (it counts items read, before the filter).
+    fn limit(&self, budget: &ReadBudget, wanted: usize, learned_bytes: f64, strong: bool) -> i32 {
+        let per_item = if self.scanned > 0 && self.units > 0.0 {
+            self.units / self.scanned as f64
+        } else {
+            let bytes = if learned_bytes > 0.0 {
+                learned_bytes
+            } else {
+                ASSUMED_ITEM_BYTES
+            };
+            bytes / unit_bytes(strong)
+        };
+        let affordable = ((f64::from(budget.units) - self.units) / per_item).floor();
+        (wanted.max(1) as f64).min(affordable.max(1.0)) as i32
+    }
+
+    fn add(&mut self, fetched: &Fetched) {
+        self.units += fetched.units;
+        self.scanned += fetched.scanned;
+        self.count += fetched.count;
+        self.calls += 1;
+        self.start = fetched.last_key.clone();
+    }
+}
+
+impl<'r, T> Listing<'r, T>
+where
+    T: Serialize + DeserializeOwned,
+{
+    pub(crate) async fn page(self) -> Result<Page<T>, RepositoryError<T>> {
+        let mut progress = Progress {
+            start: self.start.clone(),
+            ..Progress::default()
+        };
+        let mut items = Vec::new();
+        let wanted = self.page_size as usize;
+        let end = loop {
+            if !progress.budget_left(&self.budget) {
+                break PageEnd::Budget;
+            }
+            let limit = self.limit(&progress, wanted - items.len());
+            let fetched = self.fetch(&progress, limit).await?;
+            progress.add(&fetched);
+            self.learn(&fetched);
+            for item in fetched.items {
+                items.push(self.repository.decode(item)?);
+            }
+            if progress.start.is_none() {
+                break PageEnd::Complete;
+            }
+            if items.len() >= wanted {
+                break PageEnd::Full;
+            }
+        };
+        Ok(Page {
+            items,
+            next_cursor: progress.start.as_ref().map(|key| self.seal(key)),
+            end,
+            consumed_units: progress.units,
+            scanned_count: progress.scanned,
+            count: progress.count,
+            calls: progress.calls,
+        })
+    }
+
+    pub(crate) fn stream(
+        self,
+    ) -> impl futures_core::Stream<Item = Result<T, RepositoryError<T>>> + Send + 'r
+    where
+        T: Send + 'r,
+    {
+        let progress = Progress {
+            start: self.start.clone(),
+            ..Progress::default()
+        };
+        let state = (self, progress, VecDeque::new(), false);
+        futures_util::stream::unfold(
+            state,
+            |(listing, mut progress, mut buffer, mut done)| async move {
+                loop {
+                    if let Some(item) = buffer.pop_front() {
+                        let decoded = listing.repository.decode(item);
+                        return Some((decoded, (listing, progress, buffer, done)));
+                    }
+                    if done {
+                        return None;
+                    }
+                    if progress.calls > 0 && progress.start.is_none() {
+                        return None;
+                    }
+                    if !progress.budget_left(&listing.budget) {
+                        done = true;
+                        let cursor = progress.start.as_ref().map(|k| listing.seal(k));
+                        let exhausted = RepositoryError::BudgetExhausted {
+                            cursor: cursor.unwrap_or_default(),
+                        };
+                        return Some((Err(exhausted), (listing, progress, buffer, done)));
+                    }
+                    let limit = listing.limit(&progress, listing.page_size as usize);
+                    match listing.fetch(&progress, limit).await {
+                        Ok(fetched) => {
+                            progress.add(&fetched);
+                            listing.learn(&fetched);
+                            buffer.extend(fetched.items);
+                        }
+                        Err(error) => {
+                            done = true;
+                            return Some((Err(error), (listing, progress, buffer, done)));
+                        }
+                    }
+                }
+            },
+        )
+    }
+
+    fn limit(&self, progress: &Progress, wanted: usize) -> i32 {
+        let learned = self.repository.item_bytes.load();
+        progress.limit(&self.budget, wanted, learned, self.strong)
+    }
+
+    /// Remembers what an item of this table weighs, for the next listing's
+    /// first call.
+    fn learn(&self, fetched: &Fetched) {
+        if fetched.scanned > 0 && fetched.units > 0.0 {
+            let bytes = fetched.units * unit_bytes(self.strong) / fetched.scanned as f64;
+            self.repository.item_bytes.store(bytes);
+        }
+    }
+
+    fn seal(&self, key: &Item) -> String {
+        self.repository.cursor_keys().seal(
+            key,
+            &scope(&self.shape, &self.caller),
+            SystemTime::now(),
+        )
+    }
+
+    /// One call. Every call runs through the resilient client (retries,
+    /// budget, deadline, capacity gate), estimated at the cost per call so far.
+    async fn fetch(&self, progress: &Progress, limit: i32) -> Result<Fetched, RepositoryError<T>> {
+        let repository = self.repository;
+        let table = repository.table();
+        let estimate = if progress.calls == 0 {
+            estimate::read_units(0, self.strong)
+        } else {
+            progress.units / f64::from(progress.calls)
+        };
+        let start = progress.start.clone();
+        let fetched = match &self.kind {
+            ListKind::Query {
+                index,
+                key_condition,
+                partition_label,
+            } => {
+                let mut operation = Operation::read("Query", table)
+                    .units(estimate)
+                    .partition_key(partition_label.clone());
+                if let Some(index) = index {
+                    operation = operation.index(index.clone());
+                }
+                let output = repository
+                    .client()
+                    .call(operation, |sdk| {
+                        sdk.query()
+                            .table_name(table)
+                            .set_index_name(index.clone())
+                            .key_condition_expression(key_condition)
+                            .set_filter_expression(self.filter.clone())
+                            .set_projection_expression(self.projection.clone())
+                            .set_expression_attribute_names(self.names.clone())
+                            .set_expression_attribute_values(self.values.clone())
+                            .consistent_read(self.strong)
+                            .scan_index_forward(self.forward)
+                            .set_exclusive_start_key(start.clone())
+                            .limit(limit)
+                            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                            .send()
+                    })
+                    .await
+                    .map_err(|e| RepositoryError::Dynamodb(e.into()))?;
+                let units = output.consumed_capacity().and_then(|c| c.capacity_units());
+                Fetched::new(
+                    output.items,
+                    output.last_evaluated_key,
+                    units,
+                    output.scanned_count,
+                    output.count,
+                    self.strong,
+                )
+            }
+            ListKind::Scan { index, segment } => {
+                let mut operation = Operation::read("Scan", table).units(estimate);
+                if let Some(index) = index {
+                    operation = operation.index(index.clone());
+                }
+                let output = repository
+                    .client()
+                    .call(operation, |sdk| {
+                        sdk.scan()
+                            .table_name(table)
+                            .set_index_name(index.clone())
+                            .set_filter_expression(self.filter.clone())
+                            .set_projection_expression(self.projection.clone())
+                            .set_expression_attribute_names(self.names.clone())
+                            .set_expression_attribute_values(self.values.clone())
+                            .consistent_read(self.strong)
+                            .set_segment(segment.map(|s| s.index as i32))
+                            .set_total_segments(segment.map(|s| s.total as i32))
+                            .set_exclusive_start_key(start.clone())
+                            .limit(limit)
+                            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                            .send()
+                    })
+                    .await
+                    .map_err(|e| RepositoryError::Dynamodb(e.into()))?;
+                let units = output.consumed_capacity().and_then(|c| c.capacity_units());
+                Fetched::new(
+                    output.items,
+                    output.last_evaluated_key,
+                    units,
+                    output.scanned_count,
+                    output.count,
+                    self.strong,
+                )
+            }
+        };
+        Ok(fetched)
+    }
+}
+
+impl Fetched {
+    fn new(
+        items: Option<Vec<Item>>,
+        last_key: Option<Item>,
+        units: Option<f64>,
+        scanned: i32,
+        count: i32,
+        strong: bool,
+    ) -> Fetched {
+        let items = items.unwrap_or_default();
+        // A backend that reports no capacity: the returned items' size is a
+        // floor (a filter's discarded items are not in the answer).
+        let units = units
+            .unwrap_or_else(|| estimate::read_units(items.iter().map(item_size).sum(), strong));
+        Fetched {
+            items,
+            last_key: last_key.filter(|k| !k.is_empty()),
+            units,
+            scanned: u64::try_from(scanned).unwrap_or(0),
+            count: u64::try_from(count).unwrap_or(0),
+        }
+    }
+}
