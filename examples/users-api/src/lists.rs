@@ -46,6 +46,10 @@ pub struct ListParams {
     #[param(max_length = 8192, pattern = "^[A-Za-z0-9_-]+$")]
     cursor: Option<String>,
     /// Only the users with this email (through the `by_email` index).
+    #[param(
+        pattern = "^[!-?A-~]{1,64}@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z]{2,63}$",
+        max_length = 254
+    )]
     email: Option<String>,
 }
 
