@@ -25,6 +25,7 @@ mod dynamodb;
 mod env;
 pub mod ledger;
 mod proxy;
+pub mod query_table;
 mod redis;
 pub mod through_proxy;
 mod throwaway_redis;
