@@ -24,7 +24,11 @@
 //! - [`repository::Repository`]: typed access to one table with conditional,
 //!   idempotent writes (a write token per write; a retry never reports a false
 //!   conflict), optimistic locking, batches that never lose an unprocessed
-//!   item, and transactions with one request token across retries.
+//!   item, and transactions with one request token across retries; Query and
+//!   Scan (declared indexes, parallel segments) by page or stream, inside a
+//!   read budget, with cursors sealed to the query, the caller and an expiry.
+//! - [`usage`]: the capacity units a request's DynamoDB calls consumed, which
+//!   the HTTP layer charges to its caller.
 //! - [`limiter`]: Redis token buckets (GCRA, one key per bucket, one Lua
 //!   script, Redis Cluster safe) with a failure policy, and the same model in
 //!   memory.
@@ -33,7 +37,8 @@
 //!   the `ConsumedCapacity` DynamoDB reports and adapting (AIMD) when
 //!   DynamoDB throttles anyway.
 //! - `http` (feature `axum`): a tower layer that gates callers per API key and
-//!   per client IP and answers 429 with `Retry-After` and `RateLimit` headers.
+//!   per client IP, in requests and in the capacity units they consumed, and
+//!   answers 429 with `Retry-After` and `RateLimit` headers.
 //!
 //! # Quick start
 //!
