@@ -53,6 +53,7 @@ run_benches() {
   up dynamodb redis
   cargo bench --bench throttled_writes
   cargo bench --bench goodput
+  cargo bench --bench list_charge
   cargo bench --bench limiter
   benches/compare/users_api_wrk.sh
 }
