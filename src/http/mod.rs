@@ -34,7 +34,7 @@ mod serve;
 mod service;
 mod stack_errors;
 
-pub use self::auth::{AuthFuture, AuthUnavailable, Authenticate, Caller};
+pub use self::auth::{AuthFuture, AuthUnavailable, Authenticate, Caller, Observed, Refusal};
 pub use self::charge::{CapacityCharge, Reserved};
 pub use self::client_ip::{Cidr, ForwardedHeader, TrustedProxies};
 pub use self::layer::{RateLimitConfig, RateLimitLayer, RateLimitLayerBuilder};

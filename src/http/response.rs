@@ -66,6 +66,17 @@ pub(crate) fn locked_out(limits: &Limits, wait: std::time::Duration) -> Response
 /// A request a limit refused: 429 with `Retry-After`; or, when the request
 /// costs more than the quota can ever hold, 403: waiting will never help, so
 /// the answer must not say "retry later".
+/// A suspended key: 403; the reason says what was detected.
+pub(crate) fn suspended(reason: &str) -> Response<Body> {
+    error_response(
+        StatusCode::FORBIDDEN,
+        "suspended_api_key",
+        &format!(
+            "the API key is suspended for abnormal usage ({reason}); contact the API's operator"
+        ),
+    )
+}
+
 pub(crate) fn too_many(limits: &Limits, decision: &Decision) -> Response<Body> {
     if decision.outcome() == Outcome::Never {
         let mut response = error_response(

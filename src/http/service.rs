@@ -14,11 +14,13 @@ use http::request::Parts;
 use http::{Request, Response};
 use tower::Service;
 
-use crate::http::auth::{AuthUnavailable, Caller};
+use crate::http::auth::{AuthUnavailable, Caller, Observed, Refusal};
 use crate::http::charge::{self, Reserved};
 use crate::http::client_ip::subject;
 use crate::http::layer::RateLimitConfig;
-use crate::http::response::{add_headers, auth_unavailable, locked_out, too_many, unauthorized};
+use crate::http::response::{
+    add_headers, auth_unavailable, locked_out, suspended, too_many, unauthorized,
+};
 use crate::usage;
 
 /// The service of a [`RateLimitLayer`](crate::http::RateLimitLayer).
@@ -119,11 +121,12 @@ where
                 }
             }
             let found = match known {
-                Some(caller) => Ok(Some(caller)),
+                Some(caller) => Ok(Ok(caller)),
                 None => authenticator.authenticate(key).await,
             };
             match found {
-                Ok(Some(caller)) => {
+                Ok(Ok(caller)) => {
+                    authenticator.observe(&caller, Observed::Request { client: ip });
                     let limits = caller
                         .limits
                         .clone()
@@ -132,8 +135,8 @@ where
                     parts.extensions.insert(caller);
                     (subject, limits)
                 }
-                Ok(None) => {
-                    return Ok(failed_auth(&config, &ip_subject, "invalid_api_key").await);
+                Ok(Err(refusal)) => {
+                    return Ok(refused(&config, &ip_subject, Some(&refusal)).await);
                 }
                 Err(AuthUnavailable) => return Ok(auth_unavailable()),
             }
@@ -145,7 +148,7 @@ where
                 parts.extensions.remove::<Caller>();
                 (ip_subject.clone(), Arc::clone(limits))
             }
-            None => return Ok(failed_auth(&config, &ip_subject, "missing_api_key").await),
+            None => return Ok(refused(&config, &ip_subject, None).await),
         },
     };
 
@@ -196,8 +199,20 @@ fn client_ip(config: &RateLimitConfig, parts: &Parts) -> IpAddr {
     }
 }
 
-/// A missing or invalid key: 401, or 429 once this address failed too often.
-async fn failed_auth(config: &RateLimitConfig, ip_subject: &str, code: &str) -> Response<Body> {
+/// A missing or refused key: 401 (403 for a suspended key), or 429 once
+/// this address failed too often.
+async fn refused(
+    config: &RateLimitConfig,
+    ip_subject: &str,
+    refusal: Option<&Refusal>,
+) -> Response<Body> {
+    let code = match refusal {
+        None => "missing_api_key",
+        Some(Refusal::Expired) => "expired_api_key",
+        Some(Refusal::Revoked) => "revoked_api_key",
+        Some(Refusal::Suspended { .. }) => "suspended_api_key",
+        Some(_) => "invalid_api_key",
+    };
     metrics::counter!("dynagate_http_auth_failures_total", "reason" => code.to_owned())
         .increment(1);
     let decision = config
@@ -210,10 +225,12 @@ async fn failed_auth(config: &RateLimitConfig, ip_subject: &str, code: &str) -> 
         }
         return too_many(&config.failed_auth, &decision);
     }
-    let message = if code == "missing_api_key" {
-        "this API needs an API key in the X-API-Key header"
-    } else {
-        "the API key is not valid"
+    let message = match refusal {
+        Some(Refusal::Suspended { reason }) => return suspended(reason),
+        None => "this API needs an API key in the X-API-Key header",
+        Some(Refusal::Expired) => "the API key has expired; ask for a new key",
+        Some(Refusal::Revoked) => "the API key was revoked; ask for a new key",
+        Some(_) => "the API key is not valid",
     };
     unauthorized(code, message, &config.failed_auth, &decision)
 }

@@ -15,7 +15,7 @@ use tower::{Layer, ServiceExt};
 
 use crate::http::{
     AuthFuture, Authenticate, Caller, ForwardedHeader, RateLimitLayer, RateLimitLayerBuilder,
-    TrustedProxies,
+    Refusal, TrustedProxies,
 };
 use crate::limiter::{Limits, MemoryLimiter, Quota};
 
@@ -41,10 +41,16 @@ impl Authenticate for Keys {
             if self.unavailable {
                 return Err(crate::http::AuthUnavailable);
             }
-            Ok((api_key == "good").then(|| Caller {
-                id: "k1".into(),
-                limits: self.own_limits.clone(),
-            }))
+            match api_key {
+                "good" => Ok(Ok(Caller {
+                    id: "k1".into(),
+                    limits: self.own_limits.clone(),
+                })),
+                "suspended" => Ok(Err(Refusal::Suspended {
+                    reason: "used from too many addresses".into(),
+                })),
+                _ => Ok(Err(Refusal::Unknown)),
+            }
         })
     }
 }
@@ -325,4 +331,27 @@ async fn the_handler_sees_the_authenticated_caller_and_only_that() {
     let anonymous = send(&app, "203.0.113.9:1", &[]).await;
     assert_eq!(anonymous.status(), StatusCode::OK);
     assert_eq!(body(anonymous).await, "none");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_suspended_key_is_403_with_the_reason_and_counts_as_a_failure() {
+    let keys = Arc::new(Keys::default());
+    let app = app(builder(&keys).build().unwrap());
+    let response = send(&app, "203.0.113.9:1", &[("x-api-key", "suspended")]).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let body = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"], "suspended_api_key");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("used from too many addresses")
+    );
+    // The failed-auth limit (burst 2) counts it: the third try is 429.
+    send(&app, "203.0.113.9:1", &[("x-api-key", "suspended")]).await;
+    let third = send(&app, "203.0.113.9:1", &[("x-api-key", "suspended")]).await;
+    assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
 }

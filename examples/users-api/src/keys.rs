@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use dynagate::http::{AuthFuture, AuthUnavailable, Authenticate, Caller};
+use dynagate::http::{AuthFuture, AuthUnavailable, Authenticate, Caller, Refusal};
 use dynagate::limiter::{Limits, Quota};
 use dynagate::repository::{Consistency, Key, Repository, WriteToken};
 use rand::RngExt;
@@ -121,14 +121,14 @@ impl KeyStore {
         Ok(key)
     }
 
-    async fn lookup(&self, key: &str) -> Result<Option<Caller>, AuthUnavailable> {
+    async fn lookup(&self, key: &str) -> Result<Result<Caller, Refusal>, AuthUnavailable> {
         if !well_formed(key) {
-            return Ok(None);
+            return Ok(Err(Refusal::Unknown));
         }
         let key_hash = hash(key);
         match self.cache.get(&key_hash) {
-            Some(Known::Valid(caller)) => return Ok(Some(caller)),
-            Some(Known::Invalid) => return Ok(None),
+            Some(Known::Valid(caller)) => return Ok(Ok(caller)),
+            Some(Known::Invalid) => return Ok(Err(Refusal::Unknown)),
             None => {}
         }
         let record = self
@@ -148,7 +148,7 @@ impl KeyStore {
             })
         });
         self.cache.remember(key_hash, caller.clone());
-        Ok(caller)
+        Ok(caller.ok_or(Refusal::Unknown))
     }
 }
 
