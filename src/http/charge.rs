@@ -158,22 +158,6 @@ pub(crate) fn settle(
     });
 }
 
-/// Gives back reservations already taken when a later check denied the
-/// request.
-pub(crate) fn refund(
-    limiter: &Arc<dyn RateLimiter>,
-    taken: &[(&CapacityCharge, u64)],
-    subject: &str,
-) {
-    for (charge, units) in taken {
-        if *units > 0 {
-            let (limiter, limits) = (Arc::clone(limiter), Arc::clone(&charge.limits));
-            let (subject, units) = (subject.to_owned(), *units as i64);
-            tokio::spawn(async move { limiter.settle(&limits, &subject, -units).await });
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::net::SocketAddr;

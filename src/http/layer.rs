@@ -12,6 +12,8 @@ use crate::http::auth::Authenticate;
 use crate::http::charge::CapacityCharge;
 use crate::http::client_ip::TrustedProxies;
 use crate::http::lockout::Lockouts;
+use crate::http::penalty::{Penalties, PenaltyBox};
+use crate::http::policy::Policy;
 use crate::http::service::RateLimit;
 use crate::limiter::{Limits, RateLimiter};
 
@@ -34,6 +36,9 @@ pub struct RateLimitConfig {
     pub(crate) ipv6_prefix: u8,
     pub(crate) lockouts: Lockouts,
     pub(crate) charges: Vec<CapacityCharge>,
+    pub(crate) policies: Vec<Policy>,
+    pub(crate) shadow: bool,
+    pub(crate) penalties: Option<Penalties>,
 }
 
 impl fmt::Debug for RateLimitConfig {
@@ -67,6 +72,9 @@ pub struct RateLimitLayerBuilder {
     ipv6_prefix: u8,
     lockouts: usize,
     charges: Vec<CapacityCharge>,
+    policies: Vec<Policy>,
+    shadow: bool,
+    penalty_box: Option<PenaltyBox>,
 }
 
 impl fmt::Debug for RateLimitLayerBuilder {
@@ -161,6 +169,30 @@ impl RateLimitLayerBuilder {
         self
     }
 
+    /// Limits per route, per group of routes and per method, on top of the
+    /// defaults: see [`Policy`]. Policies are checked in the same limiter
+    /// call as the defaults.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policies.push(policy);
+        self
+    }
+
+    /// Shadow mode for the whole layer: every decision is made and counted
+    /// (`decision="would_deny"`), no request is denied for a limit, a
+    /// lockout or the penalty box (a missing or invalid key is still 401).
+    /// For rolling limits out on live traffic.
+    pub fn shadow(mut self, shadow: bool) -> Self {
+        self.shadow = shadow;
+        self
+    }
+
+    /// Refuses a subject that keeps being denied from local state for a
+    /// while: see [`PenaltyBox`].
+    pub fn penalty_box(mut self, rule: PenaltyBox) -> Self {
+        self.penalty_box = Some(rule);
+        self
+    }
+
     /// Requests that pass without a check (e.g. health probes).
     pub fn exempt(mut self, exempt: impl Fn(&Parts) -> bool + Send + Sync + 'static) -> Self {
         self.exempt = Arc::new(exempt);
@@ -228,6 +260,11 @@ impl RateLimitLayerBuilder {
                 ipv6_prefix: self.ipv6_prefix,
                 lockouts: Lockouts::new(self.lockouts),
                 charges: self.charges,
+                policies: self.policies,
+                shadow: self.shadow,
+                penalties: self
+                    .penalty_box
+                    .map(|rule| Penalties::new(rule, self.lockouts.max(1))),
             }),
         })
     }
@@ -286,6 +323,9 @@ impl RateLimitLayer {
             ipv6_prefix: 64,
             lockouts: 100_000,
             charges: Vec::new(),
+            policies: Vec::new(),
+            shadow: false,
+            penalty_box: None,
         }
     }
 }

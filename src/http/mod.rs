@@ -24,11 +24,14 @@
 
 mod auth;
 mod charge;
+mod checks;
 mod client_ip;
 mod conn_limits;
 mod headers;
 mod layer;
 mod lockout;
+mod penalty;
+mod policy;
 mod response;
 mod serve;
 mod service;
@@ -38,6 +41,11 @@ pub use self::auth::{AuthFuture, AuthUnavailable, Authenticate, Caller, Observed
 pub use self::charge::{CapacityCharge, Reserved};
 pub use self::client_ip::{Cidr, ForwardedHeader, TrustedProxies};
 pub use self::layer::{RateLimitConfig, RateLimitLayer, RateLimitLayerBuilder};
+pub use self::penalty::{PenaltyBox, PenaltyBoxDenials, PenaltyBoxWindow};
+pub use self::policy::{
+    ChargeEntry, LimitEntry, PenaltyBoxEntry, Per, PerEntry, PeriodEntry, Policy, PolicyBuilder,
+    PolicyEntry, PolicyFile, RouteMatch,
+};
 pub use self::response::error_response;
 pub use self::serve::{ServeConfig, serve};
 pub use self::service::RateLimit;

@@ -66,6 +66,19 @@ pub(crate) fn locked_out(limits: &Limits, wait: std::time::Duration) -> Response
 /// A request a limit refused: 429 with `Retry-After`; or, when the request
 /// costs more than the quota can ever hold, 403: waiting will never help, so
 /// the answer must not say "retry later".
+/// A subject in the penalty box: 429 until it is out, from local state.
+pub(crate) fn penalty_boxed(wait: std::time::Duration) -> Response<Body> {
+    let mut response = error_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        "too many requests were denied in a row; retry after the Retry-After delay",
+    );
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, retry_after(wait));
+    response
+}
+
 /// A suspended key: 403; the reason says what was detected.
 pub(crate) fn suspended(reason: &str) -> Response<Body> {
     error_response(

@@ -9,19 +9,20 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use axum::extract::ConnectInfo;
+use axum::extract::{ConnectInfo, MatchedPath};
 use http::request::Parts;
 use http::{Request, Response};
 use tower::Service;
 
 use crate::http::auth::{AuthUnavailable, Caller, Observed, Refusal};
 use crate::http::charge::{self, Reserved};
+use crate::http::checks::{Plan, Role, Subjects};
 use crate::http::client_ip::subject;
 use crate::http::layer::RateLimitConfig;
 use crate::http::response::{
-    add_headers, auth_unavailable, locked_out, suspended, too_many, unauthorized,
+    add_headers, auth_unavailable, locked_out, penalty_boxed, suspended, too_many, unauthorized,
 };
-use crate::usage;
+use crate::usage::{self, Usage};
 
 /// The service of a [`RateLimitLayer`](crate::http::RateLimitLayer).
 #[derive(Debug, Clone)]
@@ -74,10 +75,11 @@ where
     }
 }
 
-/// One request through the layer. Cheap before expensive: the local lockout
-/// look and the per-IP ceiling (one Redis call) come before the key lookup
-/// (a cache or a DynamoDB read), and nothing reaches the handler before the
-/// caller's own limits allowed it.
+/// One request through the layer. Cheap before expensive: local state first
+/// (the address's lockout and penalty box), then, for a key this instance
+/// knows, every limit of the request in one limiter call; only a key it does
+/// not know costs the per-address ceiling first (one call) and a lookup (a
+/// cache or a DynamoDB read) before its own limits are checked.
 ///
 /// A request that passes with a valid key carries its [`Caller`] as a request
 /// extension, so handlers can bind what they store (an `Idempotency-Key`, a
@@ -98,92 +100,134 @@ where
     let ip = client_ip(&config, &parts);
     let ip_subject = format!("ip:{}", subject(ip, config.ipv6_prefix));
     let cost = (config.cost)(&parts).min(config.max_cost);
+    if let Some(refused) = boxed(&config, &ip_subject) {
+        return Ok(refused);
+    }
 
+    let mut plan = Plan::default();
     let key = parts
         .headers
         .get(&config.key_header)
         .map(|v| v.to_str().unwrap_or(""));
-    let (subject, limits) = match (key, &config.authenticator) {
+    let (subject, limits, caller) = match (key, &config.authenticator) {
         (Some(key), Some(authenticator)) => {
+            let known = authenticator.cached(key);
             // A locked-out address: only a key already known to be valid
             // passes; anything else is refused before it costs a lookup.
-            let known = match config.lockouts.remaining(&ip_subject) {
-                Some(wait) => match authenticator.cached(key) {
-                    Some(caller) => Some(caller),
-                    None => return Ok(locked_out(&config.failed_auth, wait)),
-                },
-                None => None,
-            };
-            if let Some(ceiling) = &config.ip_ceiling {
-                let decision = config.limiter.check(ceiling, &ip_subject, cost).await;
-                if !decision.allowed() {
-                    return Ok(too_many(ceiling, &decision));
-                }
+            if known.is_none()
+                && let Some(wait) = config.lockouts.remaining(&ip_subject)
+                && !config.shadow
+            {
+                return Ok(locked_out(&config.failed_auth, wait));
             }
-            let found = match known {
-                Some(caller) => Ok(Ok(caller)),
-                None => authenticator.authenticate(key).await,
+            let was_known = known.is_some();
+            let caller = match known {
+                Some(caller) => caller,
+                None => {
+                    // Unknown to this instance: the ceiling protects the lookup.
+                    if let Some(ceiling) = &config.ip_ceiling {
+                        let mut first = Plan::default();
+                        first.add(Role::Ceiling, ceiling, &ip_subject, cost, config.shadow);
+                        let decisions = first.decide(&config.limiter).await;
+                        if let Some((planned, decision)) = first.denial(&decisions) {
+                            return Ok(too_many(&planned.limits, decision));
+                        }
+                    }
+                    match authenticator.authenticate(key).await {
+                        Ok(Ok(caller)) => caller,
+                        Ok(Err(refusal)) => {
+                            return Ok(refused(&config, &ip_subject, Some(&refusal)).await);
+                        }
+                        Err(AuthUnavailable) => return Ok(auth_unavailable()),
+                    }
+                }
             };
-            match found {
-                Ok(Ok(caller)) => {
-                    authenticator.observe(&caller, Observed::Request { client: ip });
-                    let limits = caller
-                        .limits
-                        .clone()
-                        .unwrap_or_else(|| Arc::clone(&config.key_limits));
-                    let subject = format!("key:{}", caller.id);
-                    parts.extensions.insert(caller);
-                    (subject, limits)
-                }
-                Ok(Err(refusal)) => {
-                    return Ok(refused(&config, &ip_subject, Some(&refusal)).await);
-                }
-                Err(AuthUnavailable) => return Ok(auth_unavailable()),
+            if was_known && let Some(ceiling) = &config.ip_ceiling {
+                plan.add(Role::Ceiling, ceiling, &ip_subject, cost, config.shadow);
             }
+            authenticator.observe(&caller, Observed::Request { client: ip });
+            let limits = caller
+                .limits
+                .clone()
+                .unwrap_or_else(|| Arc::clone(&config.key_limits));
+            let subject = format!("key:{}", caller.id);
+            parts.extensions.insert(caller.clone());
+            (subject, limits, Some(caller))
         }
         (None, _) | (Some(_), None) => match &config.anonymous {
             Some(limits) => {
                 // Only the layer names the caller: whatever an outer layer
                 // put there, an anonymous request reaches the handler without.
                 parts.extensions.remove::<Caller>();
-                (ip_subject.clone(), Arc::clone(limits))
+                (ip_subject.clone(), Arc::clone(limits), None)
             }
             None => return Ok(refused(&config, &ip_subject, None).await),
         },
     };
-
-    let decision = config.limiter.check(&limits, &subject, cost).await;
-    if !decision.allowed() {
-        return Ok(too_many(&limits, &decision));
-    }
-    if config.charges.is_empty() {
-        let mut response = inner.call(Request::from_parts(parts, body)).await?;
-        add_headers(&mut response, &limits, &decision);
-        return Ok(response);
+    if let Some(refused) = boxed(&config, &subject) {
+        return Ok(refused);
     }
 
-    // Capacity charges: reserve the most the request may consume, run it
-    // metered, settle the difference.
-    let mut taken = Vec::with_capacity(config.charges.len());
-    let mut reserved = Reserved::default();
-    for charge in &config.charges {
-        let units = charge.reservation(&parts);
-        let check = config.limiter.check(&charge.limits, &subject, units).await;
-        if !check.allowed() {
-            charge::refund(&config.limiter, &taken, &subject);
-            return Ok(too_many(&charge.limits, &check));
+    let default_at = plan.checks.len();
+    plan.add(Role::Default, &limits, &subject, cost, config.shadow);
+    let pattern = parts
+        .extensions
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
+    let who = Subjects {
+        caller: &subject,
+        address: &ip_subject,
+    };
+    plan.add_route_and_charges(&config, &parts, pattern.as_deref(), &who);
+    let decisions = plan.decide(&config.limiter).await;
+    if let Some((planned, decision)) = plan.denial(&decisions) {
+        if let Some(penalties) = &config.penalties
+            && penalties.denied(&planned.subject)
+            && let (Some(caller), Some(authenticator)) = (&caller, &config.authenticator)
+            && planned.subject == subject
+        {
+            authenticator.observe(caller, Observed::PenaltyBox);
         }
-        reserved.set(charge.direction, units);
-        taken.push((charge, units));
+        return Ok(too_many(&planned.limits, decision));
     }
-    parts.extensions.insert(reserved);
-    let (response, usage) = usage::metered(inner.call(Request::from_parts(parts, body))).await;
+
+    let mut reserved = Reserved::default();
+    for planned in &plan.checks {
+        if let Role::Charge(charge) = &planned.role {
+            reserved.set(charge.direction, planned.cost);
+        }
+    }
+    let charged = !config.charges.is_empty();
+    if charged {
+        parts.extensions.insert(reserved);
+    }
+    let request = Request::from_parts(parts, body);
+    let (response, usage) = if charged {
+        usage::metered(inner.call(request)).await
+    } else {
+        (inner.call(request).await, Usage::default())
+    };
     let mut response = response?;
-    for (charge, units) in taken {
-        charge::settle(&config.limiter, charge, &subject, units, &usage);
+    plan.refund_uncharged(&config.limiter, response.status());
+    for planned in &plan.checks {
+        if let Role::Charge(charge) = &planned.role {
+            charge::settle(&config.limiter, charge, &subject, planned.cost, &usage);
+        }
     }
-    add_headers(&mut response, &limits, &decision);
+    add_headers(&mut response, &limits, &decisions.each[default_at]);
     Ok(response)
+}
+
+/// A subject in the penalty box: 429 from local state (in shadow mode,
+/// counted and let through).
+fn boxed(config: &RateLimitConfig, subject: &str) -> Option<Response<Body>> {
+    let wait = config.penalties.as_ref()?.remaining(subject)?;
+    if config.shadow {
+        metrics::counter!("dynagate_http_decisions_total", "policy" => "penalty_box", "decision" => "would_deny")
+            .increment(1);
+        return None;
+    }
+    Some(penalty_boxed(wait))
 }
 
 fn client_ip(config: &RateLimitConfig, parts: &Parts) -> IpAddr {

@@ -96,11 +96,52 @@ pub type LimitFuture<'a> = Pin<Box<dyn Future<Output = Decision> + Send + 'a>>;
 /// The future [`RateLimiter::settle`] returns: boxed, like [`LimitFuture`].
 pub type SettleFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
+/// One part of a request's check (TEMPORARY stand-in until the limiter's
+/// one-call version lands).
+#[derive(Debug, Clone, Copy)]
+pub struct Check<'a> {
+    /// The limits.
+    pub limits: &'a Limits,
+    /// The subject.
+    pub subject: &'a str,
+    /// Tokens to take.
+    pub cost: u64,
+    /// Decided on its own (shadow mode).
+    pub independent: bool,
+}
+
+/// What `check_all` decided.
+#[derive(Debug, Clone)]
+pub struct Decisions {
+    /// One decision per check.
+    pub each: Vec<Decision>,
+    /// Every non-independent check allowed.
+    pub admitted: bool,
+}
+
+/// The future `check_all` returns.
+pub type CheckAllFuture<'a> = Pin<Box<dyn Future<Output = Decisions> + Send + 'a>>;
+
 /// Takes tokens from a subject's buckets.
 ///
 /// A check never fails: when its backend cannot decide, the backend's
 /// failure policy does, and [`Decision::decided_by`] says so.
 pub trait RateLimiter: Send + Sync + fmt::Debug {
+    /// TEMPORARY: checks one after the other (not all-or-nothing).
+    fn check_all<'a>(&'a self, checks: &'a [Check<'a>]) -> CheckAllFuture<'a> {
+        Box::pin(async move {
+            let mut each = Vec::with_capacity(checks.len());
+            for c in checks {
+                each.push(self.check(c.limits, c.subject, c.cost).await);
+            }
+            let admitted = checks
+                .iter()
+                .zip(&each)
+                .all(|(c, d)| c.independent || d.allowed());
+            Decisions { each, admitted }
+        })
+    }
+
     /// Takes `cost` tokens from every bucket of `limits` for `subject`, or
     /// none of them. A cost of 0 looks without taking.
     fn check<'a>(&'a self, limits: &'a Limits, subject: &'a str, cost: u64) -> LimitFuture<'a>;

@@ -39,6 +39,9 @@ pub struct Config {
     /// comma-separated, each at least 32 characters). Empty: a random secret
     /// per process, so a cursor only works on the instance that issued it.
     pub cursor_secrets: Vec<String>,
+    /// A TOML file of rate-limit policies, shadow mode and the penalty box
+    /// (`RATE_LIMIT_CONFIG`; see `rate-limits.toml`).
+    pub rate_limit_config: Option<std::path::PathBuf>,
 }
 
 /// Where the capacity gate of the users table gets the table's capacity.
@@ -127,6 +130,7 @@ impl Config {
             capacity_prefix: "dynagate:capacity".to_owned(),
             connections: ServeConfig::default(),
             cursor_secrets: Vec::new(),
+            rate_limit_config: None,
         }
     }
 
@@ -213,6 +217,9 @@ impl Config {
             )?,
             key_read_units_burst: number("KEY_READ_UNITS_BURST", d.key_read_units_burst)?,
         };
+        config.rate_limit_config = std::env::var_os("RATE_LIMIT_CONFIG")
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from);
         config.cursor_secrets = env_or("CURSOR_SECRETS", "")
             .split(',')
             .map(str::trim)

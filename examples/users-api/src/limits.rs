@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use dynagate::RedisConnection;
-use dynagate::http::{CapacityCharge, RateLimitLayer};
+use dynagate::http::{CapacityCharge, PolicyFile, RateLimitLayer};
 use dynagate::limiter::{Limits, Quota, RedisLimiter};
 use http::Method;
 
@@ -77,7 +77,7 @@ pub(crate) fn rate_limit_layer(
     let charge = CapacityCharge::read_units(read_units).reserve(LIST_READ_UNITS, |parts| {
         if is_list(parts) { LIST_READ_UNITS } else { 1 }
     });
-    RateLimitLayer::builder(Arc::new(limiter))
+    let builder = RateLimitLayer::builder(Arc::new(limiter))
         .charge(charge)
         .key_limits(default_key)
         .failed_auth(failed_auth)
@@ -91,7 +91,85 @@ pub(crate) fn rate_limit_layer(
                 MAX_COST
             }
         })
-        .exempt(|parts| !parts.uri.path().starts_with("/api/"))
-        .build()
-        .map_err(|e| e.to_string())
+        .exempt(|parts| !parts.uri.path().starts_with("/api/"));
+    let builder = match &config.rate_limit_config {
+        Some(path) => policy_file(path)?
+            .apply(builder)
+            .map_err(|e| format!("RATE_LIMIT_CONFIG {}: {e}", path.display()))?,
+        None => builder,
+    };
+    builder.build().map_err(|e| e.to_string())
+}
+
+/// Refuses a bad `RATE_LIMIT_CONFIG` at start, before anything connects:
+/// the file is read and its policies built onto a layer of their own.
+pub fn check_rate_limit_config(config: &Config) -> Result<(), String> {
+    let Some(path) = &config.rate_limit_config else {
+        return Ok(());
+    };
+    let one = Limits::single(
+        "check",
+        "second",
+        Quota::per_second(1)
+            .burst(MAX_COST)
+            .map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
+    let builder = RateLimitLayer::builder(Arc::new(dynagate::limiter::MemoryLimiter::new()))
+        .key_limits(one.clone())
+        .failed_auth(one.clone())
+        .anonymous(one);
+    policy_file(path)?
+        .apply(builder)
+        .and_then(|b| b.build())
+        .map(|_| ())
+        .map_err(|e| format!("RATE_LIMIT_CONFIG {}: {e}", path.display()))
+}
+
+/// Reads a policy file; the error names the file, and the line and the key
+/// that are wrong.
+fn policy_file(path: &std::path::Path) -> Result<PolicyFile, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("RATE_LIMIT_CONFIG {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("RATE_LIMIT_CONFIG {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checked(toml: &str) -> Result<(), String> {
+        let path = std::env::temp_dir().join(format!(
+            "users-api-limits-{}-{}.toml",
+            std::process::id(),
+            toml.len()
+        ));
+        std::fs::write(&path, toml).unwrap();
+        let mut config = Config::new("u", "k", "redis://127.0.0.1:1");
+        config.rate_limit_config = Some(path.clone());
+        let result = check_rate_limit_config(&config);
+        let _ = std::fs::remove_file(path);
+        result
+    }
+
+    #[test]
+    fn the_shipped_policy_file_is_valid() {
+        checked(include_str!("../rate-limits.toml")).unwrap();
+    }
+
+    #[test]
+    fn a_bad_policy_file_is_refused_with_the_key_named() {
+        let bad_burst = "[[policy]]\nname = \"w\"\nroutes = [\"POST /x\"]\nlimits = [{ name = \"m\", rate = 5, per = \"minute\", burst = 0 }]\n";
+        let error = checked(bad_burst).unwrap_err();
+        assert!(error.contains("`policy[0].limits[0].burst`"), "{error}");
+        let typo = "[[policy]]\nname = \"w\"\nroute = [\"POST /x\"]\nlimits = []\n";
+        let error = checked(typo).unwrap_err();
+        assert!(error.contains("unknown field `route`"), "{error}");
+        let bad_period = "[[policy]]\nname = \"w\"\nroutes = [\"/x\"]\nlimits = [{ name = \"m\", rate = 5, per = \"fortnight\" }]\n";
+        let error = checked(bad_period).unwrap_err();
+        assert!(
+            error.contains("fortnight") && error.contains("line 4"),
+            "{error}"
+        );
+    }
 }

@@ -37,6 +37,7 @@ async fn main() -> ExitCode {
 
 async fn run(args: Vec<String>) -> Result<(), String> {
     let config = Config::from_env()?;
+    users_api::check_rate_limit_config(&config)?;
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let (state, limits) = users_api::build(&config, &aws).await?;
     match args.first().map(String::as_str) {

@@ -1,0 +1,172 @@
+//! Every limit one request is checked against, decided in one call to the
+//! limiter: the per-address ceiling, the caller's default limits, the
+//! policies of its route, the capacity reservations. Shadow checks are
+//! decided and counted, never enforced.
+
+use std::sync::Arc;
+
+use http::StatusCode;
+use http::request::Parts;
+
+use crate::http::charge::CapacityCharge;
+use crate::http::layer::RateLimitConfig;
+use crate::http::policy::{Per, Policy};
+use crate::limiter::{Check, Decision, Decisions, Limits, RateLimiter};
+
+/// Why a check is part of the request.
+#[derive(Debug, Clone)]
+pub(crate) enum Role {
+    /// The per-address ceiling across keys.
+    Ceiling,
+    /// The caller's default limits (a key's, or the anonymous ones).
+    Default,
+    /// A route policy.
+    Policy(Policy),
+    /// A capacity reservation.
+    Charge(CapacityCharge),
+}
+
+/// One check of the request, owned (the limiter borrows it).
+#[derive(Debug, Clone)]
+pub(crate) struct Planned {
+    pub(crate) role: Role,
+    pub(crate) limits: Arc<Limits>,
+    pub(crate) subject: String,
+    pub(crate) cost: u64,
+    pub(crate) shadow: bool,
+}
+
+/// The checks of one request, in the order they are decided.
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    pub(crate) checks: Vec<Planned>,
+}
+
+/// Who the request is for, once known.
+pub(crate) struct Subjects<'a> {
+    pub(crate) caller: &'a str,
+    pub(crate) address: &'a str,
+}
+
+impl Plan {
+    pub(crate) fn add(
+        &mut self,
+        role: Role,
+        limits: &Arc<Limits>,
+        subject: &str,
+        cost: u64,
+        shadow: bool,
+    ) {
+        self.checks.push(Planned {
+            role,
+            limits: Arc::clone(limits),
+            subject: subject.to_owned(),
+            cost,
+            shadow,
+        });
+    }
+
+    /// The policies of the request's route and the capacity reservations.
+    pub(crate) fn add_route_and_charges(
+        &mut self,
+        config: &RateLimitConfig,
+        parts: &Parts,
+        pattern: Option<&str>,
+        who: &Subjects<'_>,
+    ) {
+        for policy in config.policies.iter().filter(|p| p.applies(parts, pattern)) {
+            let subject = match policy.per {
+                Per::Caller => who.caller,
+                Per::Address => who.address,
+            };
+            let shadow = policy.shadow || config.shadow;
+            self.add(
+                Role::Policy(policy.clone()),
+                &policy.limits,
+                subject,
+                policy.cost,
+                shadow,
+            );
+        }
+        for charge in &config.charges {
+            let units = charge.reservation(parts);
+            self.add(
+                Role::Charge(charge.clone()),
+                &charge.limits,
+                who.caller,
+                units,
+                config.shadow,
+            );
+        }
+    }
+
+    /// Decides every check in one call, and counts each decision.
+    pub(crate) async fn decide(&self, limiter: &Arc<dyn RateLimiter>) -> Decisions {
+        let checks: Vec<Check<'_>> = self
+            .checks
+            .iter()
+            .map(|c| Check {
+                limits: &c.limits,
+                subject: &c.subject,
+                cost: c.cost,
+                independent: c.shadow,
+            })
+            .collect();
+        let decisions = limiter.check_all(&checks).await;
+        for (planned, decision) in self.checks.iter().zip(&decisions.each) {
+            count(planned, decision);
+        }
+        decisions
+    }
+
+    /// The first enforced check that denied, with its decision.
+    pub(crate) fn denial<'a>(
+        &'a self,
+        decisions: &'a Decisions,
+    ) -> Option<(&'a Planned, &'a Decision)> {
+        self.checks
+            .iter()
+            .zip(&decisions.each)
+            .find(|(planned, decision)| !planned.shadow && !decision.allowed())
+    }
+
+    /// After the response: refunds the policies that do not charge this
+    /// answer. (Capacity charges settle on their own, from what was consumed.)
+    pub(crate) fn refund_uncharged(&self, limiter: &Arc<dyn RateLimiter>, status: StatusCode) {
+        for planned in &self.checks {
+            let Role::Policy(policy) = &planned.role else {
+                continue;
+            };
+            if planned.shadow || policy.charges(status) {
+                continue;
+            }
+            let (limiter, limits) = (Arc::clone(limiter), Arc::clone(&planned.limits));
+            let (subject, tokens) = (planned.subject.clone(), -(planned.cost as i64));
+            tokio::spawn(async move { limiter.settle(&limits, &subject, tokens).await });
+        }
+    }
+}
+
+/// `dynagate_http_decisions_total{policy, decision}`: `allow`, `deny`, or
+/// `would_deny` for a shadow check (and a log line naming the subject: a
+/// key's id or an address, never a key).
+fn count(planned: &Planned, decision: &Decision) {
+    let label = match (decision.allowed(), planned.shadow) {
+        (true, _) => "allow",
+        (false, false) => "deny",
+        (false, true) => "would_deny",
+    };
+    if label == "would_deny" {
+        tracing::info!(
+            policy = planned.limits.namespace(),
+            subject = %planned.subject,
+            "shadow mode: this request would have been denied"
+        );
+    }
+    metrics::counter!(
+        "dynagate_http_decisions_total",
+        "policy" => planned.limits.namespace().to_owned(),
+        "decision" => label,
+    )
+    .increment(1);
+}
