@@ -73,7 +73,10 @@ run_example() {
   # shellcheck disable=SC2016 # $KEY is for the reader's shell
   printf '    curl -i http://%s/api/v1/users/ada -H "X-API-Key: $KEY"\n' "$bind"
   printf '    curl http://%s/openapi.json; curl http://%s/metrics\n\n' "$bind" "${OPS_BIND_ADDR:-127.0.0.1:9090}"
-  BIND_ADDR="$bind" cargo run -q -p users-api
+  # The example's route policies, penalty box and shadow mode (edit the file
+  # or point RATE_LIMIT_CONFIG elsewhere).
+  RATE_LIMIT_CONFIG="${RATE_LIMIT_CONFIG:-examples/users-api/rate-limits.toml}" \
+    BIND_ADDR="$bind" cargo run -q -p users-api
 }
 
 case "${1:-}" in
