@@ -7,6 +7,8 @@ use std::time::Duration;
 use dynagate::http::{ForwardedHeader, ServeConfig, TrustedProxies};
 use dynagate::limiter::FailurePolicy;
 
+use crate::suspension::AbuseLimits;
+
 /// Settings: `Config::from_env` reads them (see the README's table).
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -39,6 +41,9 @@ pub struct Config {
     /// comma-separated, each at least 32 characters). Empty: a random secret
     /// per process, so a cursor only works on the instance that issued it.
     pub cursor_secrets: Vec<String>,
+    /// When a key is suspended for abuse (`KEY_MAX_ADDRESSES`,
+    /// `KEY_ADDRESS_WINDOW_SECS`, `KEY_MAX_PENALTIES`, `KEY_SUSPENSION_SECS`).
+    pub key_abuse: AbuseLimits,
 }
 
 /// Where the capacity gate of the users table gets the table's capacity.
@@ -127,6 +132,7 @@ impl Config {
             capacity_prefix: "dynagate:capacity".to_owned(),
             connections: ServeConfig::default(),
             cursor_secrets: Vec::new(),
+            key_abuse: AbuseLimits::default(),
         }
     }
 
@@ -219,6 +225,13 @@ impl Config {
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
             .collect();
+        let abuse = AbuseLimits::default();
+        config.key_abuse = AbuseLimits {
+            max_addresses: count("KEY_MAX_ADDRESSES", abuse.max_addresses as u64)?,
+            window: seconds("KEY_ADDRESS_WINDOW_SECS", abuse.window.as_secs())?,
+            max_penalties: count("KEY_MAX_PENALTIES", abuse.max_penalties as u64)?,
+            suspension: seconds("KEY_SUSPENSION_SECS", abuse.suspension.as_secs())?,
+        };
         Ok(config)
     }
 }
