@@ -131,7 +131,13 @@ impl KeyStore {
             ));
         }
         let key = self
-            .issue_expiring(&old.owner, old.per_second, old.burst, old.per_day, expires_in)
+            .issue_expiring(
+                &old.owner,
+                old.per_second,
+                old.burst,
+                old.per_day,
+                expires_in,
+            )
             .await?;
         let ends = unix_after(grace);
         let old = self

@@ -42,10 +42,10 @@ impl KeyCache {
     /// What is known of the key and still fresh.
     pub(crate) fn get(&self, key_hash: &str) -> Option<Known> {
         let now = Instant::now();
-        if let Some((until, caller)) = lock(&self.valid).get(key_hash) {
-            if now < *until {
-                return Some(Known::Valid(caller.clone()));
-            }
+        if let Some((until, caller)) = lock(&self.valid).get(key_hash)
+            && now < *until
+        {
+            return Some(Known::Valid(caller.clone()));
         }
         let refused = lock(&self.refused);
         let (until, refusal) = refused.get(key_hash)?;

@@ -245,9 +245,8 @@ impl KeyStore {
                 AuthUnavailable
             })?;
         // The lookup matched by hash; compare again without a timing signal.
-        let record = record.filter(|record| {
-            bool::from(record.key_hash.as_bytes().ct_eq(key_hash.as_bytes()))
-        });
+        let record = record
+            .filter(|record| bool::from(record.key_hash.as_bytes().ct_eq(key_hash.as_bytes())));
         let Some(record) = record else {
             self.cache
                 .remember_refused(key_hash, Refusal::Unknown, refused_until(None));
@@ -256,7 +255,8 @@ impl KeyStore {
         let now = unix_now();
         if let Err(refusal) = record.standing(now) {
             let until = refused_until(record.suspended_until.map(|s| s.saturating_sub(now)));
-            self.cache.remember_refused(key_hash, refusal.clone(), until);
+            self.cache
+                .remember_refused(key_hash, refusal.clone(), until);
             return Ok(Err(refusal));
         }
         let caller = Caller {
@@ -398,9 +398,12 @@ mod tests {
         );
         assert_eq!(r.standing(3000), Ok(()), "the suspension ended");
         r.expires_at = Some(2000);
-        assert_eq!(r.standing(1999), Err(Refusal::Suspended {
-            reason: "too many addresses".into()
-        }));
+        assert_eq!(
+            r.standing(1999),
+            Err(Refusal::Suspended {
+                reason: "too many addresses".into()
+            })
+        );
         assert_eq!(r.standing(2000), Err(Refusal::Expired));
         r.revoked_at = Some(1500);
         assert_eq!(r.standing(1000), Err(Refusal::Revoked));

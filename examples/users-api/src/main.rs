@@ -45,7 +45,6 @@ async fn main() -> ExitCode {
     }
 }
 
-
 async fn run(args: Vec<String>) -> Result<(), String> {
     // Flags are checked before connecting anywhere: a typo fails at once.
     let command = Command::parse(&args)?;
@@ -176,7 +175,9 @@ impl Flags {
                 } else {
                     allowed.join(", ")
                 };
-                return Err(format!("{command} does not take `{name}`: it takes {takes}"));
+                return Err(format!(
+                    "{command} does not take `{name}`: it takes {takes}"
+                ));
             }
             match args.next() {
                 Some(value) if !value.starts_with("--") => {
@@ -339,8 +340,7 @@ mod tests {
         let err = Command::parse(&args("delete-key")).unwrap_err();
         assert!(err.contains("unknown command `delete-key`"), "{err}");
 
-        let Ok(Command::RevokeKey(flags)) = Command::parse(&args("revoke-key --key-id ABC"))
-        else {
+        let Ok(Command::RevokeKey(flags)) = Command::parse(&args("revoke-key --key-id ABC")) else {
             panic!("parses; the id is checked when used");
         };
         assert!(flags.key_id().unwrap_err().contains("--key-id must be 16"));

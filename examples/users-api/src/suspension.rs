@@ -256,7 +256,11 @@ mod tests {
         let t0 = Instant::now();
         for n in 0..10_000u32 {
             let key = format!("key-{n}");
-            watch.observe(&key, from(&format!("10.0.{}.{}", n / 256 % 256, n % 256)), t0);
+            watch.observe(
+                &key,
+                from(&format!("10.0.{}.{}", n / 256 % 256, n % 256)),
+                t0,
+            );
         }
         assert_eq!(watch.keys.len(), 100, "at most 100 keys watched");
         assert!(watch.keys.get("key-0").is_none(), "the oldest went");
