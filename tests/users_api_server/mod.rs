@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a part of it
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use dynagate::http::TrustedProxies;
@@ -26,11 +27,13 @@ pub struct Api {
     pub key: String,
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
     stop: Option<oneshot::Sender<()>>,
-    /// The users table (the tests read its name); dropped with the API.
-    pub users: common::TestTable,
+    /// The users table (the tests read its name); dropped with the last
+    /// instance on it.
+    pub users: Arc<common::TestTable>,
     keys: users_api::keys::KeyStore,
-    _keys: common::TestTable,
-    _redis_keys: common::KeySpace,
+    _keys: Arc<common::TestTable>,
+    _redis_keys: Arc<common::KeySpace>,
+    config: users_api::Config,
 }
 
 pub struct Reply {
@@ -85,41 +88,44 @@ impl Api {
             .await
             .unwrap();
         let key_store = direct.keys.clone();
-        let (state, limits) = users_api::build(&config, &aws).await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let ops_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let ops_addr = ops_listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let (stop_ops, ops_stopped) = oneshot::channel::<()>();
-        tokio::spawn(users_api::run(
-            ops_listener,
-            users_api::ops_app(state.clone()),
-            config.connections.clone(),
-            async {
-                let _ = ops_stopped.await;
-            },
-        ));
-        tokio::spawn(users_api::run(
-            listener,
-            users_api::app(state, Some(limits)),
-            config.connections.clone(),
-            async move {
-                let _ = stopped.await;
-                let _ = stop_ops.send(());
-            },
-        ));
+        let (addr, ops_addr, stop) = serve(&config, &aws).await;
         Api {
             addr,
             ops_addr,
             key,
             client: Client::builder(TokioExecutor::new()).build_http(),
             stop: Some(stop),
-            users,
+            users: Arc::new(users),
             keys: key_store,
-            _keys: keys,
-            _redis_keys: redis_keys,
+            _keys: Arc::new(keys),
+            _redis_keys: Arc::new(redis_keys),
+            config,
         }
+    }
+
+    /// Another instance of the service on the same tables and Redis prefix
+    /// (its own key cache and abuse watch), served on its own port, with
+    /// the same test key.
+    pub async fn second_instance(&self) -> Api {
+        let (addr, ops_addr, stop) = serve(&self.config, &common::sdk_config().await).await;
+        Api {
+            addr,
+            ops_addr,
+            key: self.key.clone(),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            stop: Some(stop),
+            users: self.users.clone(),
+            keys: self.keys.clone(),
+            _keys: self._keys.clone(),
+            _redis_keys: self._redis_keys.clone(),
+            config: self.config.clone(),
+        }
+    }
+
+    /// A key store on the test's keys table (not the served instance's:
+    /// its cache is its own), for issuing and changing keys.
+    pub fn key_store(&self) -> &users_api::keys::KeyStore {
+        &self.keys
     }
 
     pub async fn send(
@@ -210,6 +216,39 @@ impl Drop for Api {
             let _ = stop.send(());
         }
     }
+}
+
+/// Builds the service on `config` and serves it and its operational
+/// endpoints on ports of their own, until the sender is dropped or fires.
+async fn serve(
+    config: &users_api::Config,
+    aws: &aws_config::SdkConfig,
+) -> (SocketAddr, SocketAddr, oneshot::Sender<()>) {
+    let (state, limits) = users_api::build(config, aws).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let ops_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ops_addr = ops_listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let (stop_ops, ops_stopped) = oneshot::channel::<()>();
+    tokio::spawn(users_api::run(
+        ops_listener,
+        users_api::ops_app(state.clone()),
+        config.connections.clone(),
+        async {
+            let _ = ops_stopped.await;
+        },
+    ));
+    tokio::spawn(users_api::run(
+        listener,
+        users_api::app(state, Some(limits)),
+        config.connections.clone(),
+        async move {
+            let _ = stopped.await;
+            let _ = stop_ops.send(());
+        },
+    ));
+    (addr, ops_addr, stop)
 }
 
 /// A users table as stack/tables/users.json declares it: `user_id`, and the

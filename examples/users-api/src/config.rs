@@ -7,6 +7,8 @@ use std::time::Duration;
 use dynagate::http::{ForwardedHeader, ServeConfig, TrustedProxies};
 use dynagate::limiter::FailurePolicy;
 
+use crate::suspension::AbuseLimits;
+
 /// Settings: `Config::from_env` reads them (see the README's table).
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -42,6 +44,9 @@ pub struct Config {
     /// A TOML file of rate-limit policies, shadow mode and the penalty box
     /// (`RATE_LIMIT_CONFIG`; see `rate-limits.toml`).
     pub rate_limit_config: Option<std::path::PathBuf>,
+    /// When a key is suspended for abuse (`KEY_MAX_ADDRESSES`,
+    /// `KEY_ADDRESS_WINDOW_SECS`, `KEY_MAX_PENALTIES`, `KEY_SUSPENSION_SECS`).
+    pub key_abuse: AbuseLimits,
 }
 
 /// Where the capacity gate of the users table gets the table's capacity.
@@ -131,6 +136,7 @@ impl Config {
             connections: ServeConfig::default(),
             cursor_secrets: Vec::new(),
             rate_limit_config: None,
+            key_abuse: AbuseLimits::default(),
         }
     }
 
@@ -226,6 +232,13 @@ impl Config {
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
             .collect();
+        let abuse = AbuseLimits::default();
+        config.key_abuse = AbuseLimits {
+            max_addresses: count("KEY_MAX_ADDRESSES", abuse.max_addresses as u64)?,
+            window: seconds("KEY_ADDRESS_WINDOW_SECS", abuse.window.as_secs())?,
+            max_penalties: count("KEY_MAX_PENALTIES", abuse.max_penalties as u64)?,
+            suspension: seconds("KEY_SUSPENSION_SECS", abuse.suspension.as_secs())?,
+        };
         Ok(config)
     }
 }

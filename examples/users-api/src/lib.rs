@@ -14,7 +14,10 @@
 //! | `capacity` | the users table's capacity gate |
 //! | `limits` | the quotas as a rate-limit layer |
 //! | `keys` | API keys: issued, stored hashed, looked up |
-//! | `key_cache` | recent lookups, valid and invalid keys bounded apart |
+//! | `key_admin` | operator actions by key id: revoke, rotate, suspend |
+//! | `suspension` | abuse signals of a key: many addresses, the penalty box |
+//! | `key_cache` | recent lookups, valid and refused keys bounded apart |
+//! | `bounded` | a map that evicts its oldest entries past a bound |
 //! | `model` | what clients send and get, and its validation |
 //! | `routes` | the handlers of `/api/v1/users/{user_id}` and create |
 //! | `lists` | `GET /api/v1/users`: pages, the email lookup, sealed cursors |
@@ -26,10 +29,12 @@
 //! | `app` | the router and the server |
 
 mod app;
+mod bounded;
 mod capacity;
 pub mod config;
 pub mod errors;
 mod idempotency;
+pub mod key_admin;
 mod key_cache;
 pub mod keys;
 mod limits;
@@ -39,6 +44,7 @@ mod openapi;
 pub mod readiness;
 pub mod routes;
 mod state;
+pub mod suspension;
 mod telemetry;
 
 pub use app::{BODY_LIMIT, app, ops_app, run};

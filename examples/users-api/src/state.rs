@@ -62,7 +62,7 @@ pub async fn build(config: &Config, aws: &SdkConfig) -> Result<(AppState, RateLi
         &config.keys_table,
         KeySchema::partition("key_hash", KeyType::String),
     );
-    let keys = KeyStore::new(key_records);
+    let keys = KeyStore::with_abuse_limits(key_records, config.key_abuse);
     let layer = rate_limit_layer(config, redis.clone(), keys.clone())?;
 
     let state = AppState {

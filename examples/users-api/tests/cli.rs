@@ -177,3 +177,94 @@ async fn log_format_json_writes_json_lines_on_stderr() {
     }
     table.delete().await;
 }
+
+fn run_ok(command: &mut Command) -> String {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn key_id(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))[..16].to_owned()
+}
+
+fn seconds_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Issue 16: a key with an expiry, rotated (the old key expires after the
+/// grace), then revoked, all by key id; a bad flag is named.
+#[tokio::test]
+async fn keys_expire_rotate_and_are_revoked_by_key_id() {
+    let table = KeysTable::create().await;
+    let before = seconds_now();
+    let key = run_ok(users_api(&table.0).args([
+        "issue-key",
+        "--owner",
+        "cli-life",
+        "--expires-in",
+        "30d",
+    ]));
+    let number = |record: &std::collections::HashMap<String, AttributeValue>, name: &str| {
+        record[name].as_n().unwrap().parse::<u64>().unwrap()
+    };
+    let expires_at = number(&stored(&table.0, &key).await, "expires_at");
+    assert!((before + 30 * 86_400..=seconds_now() + 30 * 86_400 + 1).contains(&expires_at));
+
+    let new_key = run_ok(users_api(&table.0).args([
+        "rotate-key",
+        "--key-id",
+        &key_id(&key),
+        "--grace",
+        "2h",
+    ]));
+    assert!(new_key.starts_with("dg_") && new_key != key);
+    let old = stored(&table.0, &key).await;
+    let grace_end = number(&old, "expires_at");
+    assert!((before + 7200..=seconds_now() + 7201).contains(&grace_end));
+    let new = stored(&table.0, &new_key).await;
+    assert_eq!(new["owner"].as_s().unwrap(), "cli-life");
+    assert!(
+        !new.contains_key("expires_at"),
+        "no --expires-in: no expiry"
+    );
+
+    let out = users_api(&table.0)
+        .args(["revoke-key", "--key-id", &key_id(&new_key)])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("revoked"));
+    assert!(stored(&table.0, &new_key).await.contains_key("revoked_at"));
+
+    let out = users_api(&table.0)
+        .args(["revoke-key", "--key-id", "0000000000000000"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no API key has the id 0000000000000000")
+    );
+    let out = users_api(&table.0)
+        .args(["rotate-key", "--key-id", &key_id(&key), "--grace", "soon"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--grace: `soon` is not a duration"),
+        "{stderr}"
+    );
+    table.delete().await;
+}
