@@ -65,10 +65,12 @@
 //! [`RedisLimiter::try_settle`], [`RedisLimiter::load_script`]) return a
 //! [`ScriptError`](crate::ScriptError).
 
+mod checks;
 mod decision;
 mod deny_cache;
 mod failure;
 pub(crate) mod gcra;
+pub(crate) mod gcra_all;
 mod limits;
 mod memory;
 mod quota;
@@ -80,14 +82,15 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+pub use self::checks::{Check, Decisions};
 pub use self::decision::{DecidedBy, Decision, Outcome, Verdict};
 pub use self::failure::FailurePolicy;
 pub use self::limits::{Limit, Limits, LimitsBuilder};
 pub use self::memory::{Clock, ManualClock, MemoryLimiter, TokioClock};
 pub use self::quota::{Quota, QuotaBuilder};
-pub use self::redis::{RedisLimiter, RedisLimiterBuilder};
 #[cfg(feature = "test-util")]
-pub(crate) use self::redis::{SCRIPT_SOURCE, SETTLE_SOURCE};
+pub(crate) use self::redis::{ALL_SCRIPT_SOURCE, SCRIPT_SOURCE, SETTLE_SOURCE};
+pub use self::redis::{RedisLimiter, RedisLimiterBuilder};
 
 /// The future a [`RateLimiter`] returns: boxed, so the trait can be used as
 /// `dyn RateLimiter` (one allocation next to a network round trip).
@@ -95,6 +98,9 @@ pub type LimitFuture<'a> = Pin<Box<dyn Future<Output = Decision> + Send + 'a>>;
 
 /// The future [`RateLimiter::settle`] returns: boxed, like [`LimitFuture`].
 pub type SettleFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// The future [`RateLimiter::check_all`] returns: boxed, like [`LimitFuture`].
+pub type CheckAllFuture<'a> = Pin<Box<dyn Future<Output = Decisions> + Send + 'a>>;
 
 /// Takes tokens from a subject's buckets.
 ///
@@ -104,6 +110,41 @@ pub trait RateLimiter: Send + Sync + fmt::Debug {
     /// Takes `cost` tokens from every bucket of `limits` for `subject`, or
     /// none of them. A cost of 0 looks without taking.
     fn check<'a>(&'a self, limits: &'a Limits, subject: &'a str, cost: u64) -> LimitFuture<'a>;
+
+    /// Decides every check of one request (the client's address, its key,
+    /// the route: each its own subject, limits and cost) together. The
+    /// request is admitted when every check that is not
+    /// [independent](Check::independent) is allowed, and only then do those
+    /// checks keep their tokens; an independent check (shadow mode) takes its
+    /// cost whenever its own buckets hold it and never refuses the request.
+    /// [`Decisions`] says what each check's decision means when the request
+    /// was not admitted; [`Decisions::refused_by`] picks the one to answer a
+    /// refusal with.
+    ///
+    /// How exact the all-or-nothing is depends on the backend:
+    ///
+    /// - [`MemoryLimiter`]: exact; every check is decided under one lock.
+    /// - [`RedisLimiter`] on a single Redis: exact; one script call decides
+    ///   and writes every check atomically (one round trip).
+    /// - [`RedisLimiter`] on Redis Cluster: the subjects' buckets live in
+    ///   different slots, so the checks are grouped by slot, one script call
+    ///   per group, all sent at once (one round trip of latency); each group
+    ///   is all or nothing on its own. When one group refuses, the groups
+    ///   that took their tokens give them back with a
+    ///   [settle](RateLimiter::settle), one more round trip. Never more is
+    ///   admitted than the quotas allow; until the refund lands (one round
+    ///   trip, or the deadline if Redis does not answer), those tokens are
+    ///   missing, so a concurrent request may be refused that would otherwise
+    ///   have been admitted. A refund Redis cannot apply is handled as any
+    ///   settle (skipped, or applied to the fallback): the tokens stay taken
+    ///   until the buckets refill, again on the strict side.
+    ///
+    /// Before asking Redis, a non-independent check that the deny cache
+    /// knows is refused at this cost refuses the request without a round
+    /// trip; the checks after it are then [not asked](DecidedBy::NotAsked).
+    /// When Redis cannot decide, the failure policy answers for every check
+    /// it could not decide, as for [`check`](RateLimiter::check).
+    fn check_all<'a>(&'a self, checks: &'a [Check<'a>]) -> CheckAllFuture<'a>;
 
     /// Moves `tokens` into (negative: back into) every bucket of `limits`
     /// for `subject`, without deciding anything: after a check reserved the
@@ -127,6 +168,10 @@ impl<L: RateLimiter + ?Sized> RateLimiter for Arc<L> {
         (**self).check(limits, subject, cost)
     }
 
+    fn check_all<'a>(&'a self, checks: &'a [Check<'a>]) -> CheckAllFuture<'a> {
+        (**self).check_all(checks)
+    }
+
     fn settle<'a>(&'a self, limits: &'a Limits, subject: &'a str, tokens: i64) -> SettleFuture<'a> {
         (**self).settle(limits, subject, tokens)
     }
@@ -135,6 +180,10 @@ impl<L: RateLimiter + ?Sized> RateLimiter for Arc<L> {
 impl<L: RateLimiter + ?Sized> RateLimiter for Box<L> {
     fn check<'a>(&'a self, limits: &'a Limits, subject: &'a str, cost: u64) -> LimitFuture<'a> {
         (**self).check(limits, subject, cost)
+    }
+
+    fn check_all<'a>(&'a self, checks: &'a [Check<'a>]) -> CheckAllFuture<'a> {
+        (**self).check_all(checks)
     }
 
     fn settle<'a>(&'a self, limits: &'a Limits, subject: &'a str, tokens: i64) -> SettleFuture<'a> {
