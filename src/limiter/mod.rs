@@ -12,6 +12,13 @@
 //! [settles](RateLimiter::settle) the difference: a refund of what it did not
 //! use, or a debit of what it took beyond the reservation.
 //!
+//! A request checked against several subjects (its address, its key, its
+//! route) is decided in one [`check_all`](RateLimiter::check_all): every
+//! [`Check`] allowed or none keeps its tokens, in one Redis round trip on a
+//! single Redis; a check marked [independent](Check::independent) (shadow
+//! mode) takes on its own and never refuses. Its exactness on each backend is
+//! stated there.
+//!
 //! Two backends share one decision function (`gcra::decide`, the model) and
 //! one settle function (`settle::settle`):
 //!
@@ -49,7 +56,9 @@
 //!
 //! Through the [`metrics`] facade, labelled by `namespace`:
 //! `dynagate_limiter_decisions_total` (`outcome`: allowed, denied, never;
-//! `decided_by`: redis, memory, deny_cache, fail_open, fail_closed, fallback),
+//! `decided_by`: redis, memory, deny_cache, fail_open, fail_closed, fallback;
+//! one per check of a [`check_all`](RateLimiter::check_all), except the
+//! checks it did not ask),
 //! `dynagate_limiter_redis_errors_total` (`kind`: timeout, connection,
 //! server, reply), `dynagate_limiter_fallbacks_total` (`policy`, `reason`:
 //! error or circuit_open), `dynagate_limiter_script_reloads_total` (after a
