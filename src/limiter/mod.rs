@@ -146,11 +146,14 @@ pub trait RateLimiter: Send + Sync + fmt::Debug {
     ///   missing, so a concurrent request may be refused that would otherwise
     ///   have been admitted. A refund Redis cannot apply is handled as any
     ///   settle (skipped, or applied to the fallback): the tokens stay taken
-    ///   until the buckets refill, again on the strict side.
+    ///   until the buckets refill, again on the strict side. An instance
+    ///   whose deny cache remembered a denial caused by tokens that were
+    ///   later refunded elsewhere answers that subject too strictly until
+    ///   that denial's retry-after at the latest.
     ///
     /// Before asking Redis, a non-independent check that the deny cache
     /// knows is refused at this cost refuses the request without a round
-    /// trip; the checks after it are then [not asked](DecidedBy::NotAsked).
+    /// trip; the other checks are then [not asked](DecidedBy::NotAsked).
     /// When Redis cannot decide, the failure policy answers for every check
     /// it could not decide, as for [`check`](RateLimiter::check).
     fn check_all<'a>(&'a self, checks: &'a [Check<'a>]) -> CheckAllFuture<'a>;
