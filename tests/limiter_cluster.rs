@@ -124,3 +124,87 @@ async fn script_flush_on_every_master_is_invisible_to_callers() {
     }
     keys.cleanup().await;
 }
+
+/// A request's checks whose subjects hash to different slots: one call per
+/// slot, all admitted and taken; when one refuses, the others are refunded
+/// exactly, and a shadow check keeps what it took.
+#[tokio::test]
+async fn checks_in_different_slots_are_refunded_when_one_refuses() {
+    use dynagate::limiter::Check;
+    use redis::cluster_routing::Slot;
+
+    let (mut connection, keys) = common::redis_cluster().await;
+    let limiter = limiter(connection.clone(), keys.prefix());
+    let hourly = |namespace: &str, burst: u64| {
+        Limits::single(namespace, "hour", Quota::per_hour(1).burst(burst).unwrap()).unwrap()
+    };
+    let (ip, key, route, shadow) = (
+        hourly("ip", 10),
+        hourly("key", 5),
+        hourly("route", 1),
+        hourly("shadow", 10),
+    );
+    let checks = [
+        Check::new(&ip, "198.51.100.7", 1),
+        Check::new(&key, "key-7", 2),
+        Check::new(&route, "POST /users", 1),
+        Check::new(&shadow, "shadow-7", 1).independent(),
+    ];
+    let bucket_keys: Vec<String> = checks
+        .iter()
+        .map(|c| limiter.keys(c.limits, c.subject).remove(0))
+        .collect();
+    let slots: Vec<Slot> = bucket_keys.iter().map(Slot::for_key).collect();
+    for (i, slot) in slots.iter().enumerate() {
+        assert!(
+            !slots[..i].contains(slot),
+            "subjects in four slots: {bucket_keys:?}"
+        );
+    }
+    async fn tats(
+        connection: &mut redis::cluster_async::ClusterConnection,
+        keys: &[String],
+    ) -> Vec<Option<u64>> {
+        let mut tats = Vec::new();
+        for key in keys {
+            tats.push(connection.get(key).await.unwrap());
+        }
+        tats
+    }
+
+    let first = limiter.check_all(&checks).await;
+    assert!(first.admitted, "{first:?}");
+    assert_eq!(
+        first.each.iter().map(|d| d.remaining()).collect::<Vec<_>>(),
+        [9, 3, 0, 9]
+    );
+    let taken = tats(&mut connection, &bucket_keys).await;
+    assert!(
+        taken.iter().all(Option::is_some),
+        "every slot took: {taken:?}"
+    );
+
+    let second = limiter.check_all(&checks).await;
+    assert!(!second.admitted);
+    assert_eq!(second.refused_by(&checks), Some(2));
+    assert!(second.each[0].allowed() && second.each[1].allowed() && second.each[3].allowed());
+    let after = tats(&mut connection, &bucket_keys).await;
+    assert_eq!(
+        after[..3],
+        taken[..3],
+        "the address and key buckets took in their slots and were refunded exactly"
+    );
+    assert!(after[3] > taken[3], "the shadow check is never refunded");
+    let look = limiter.check(&key, "key-7", 0).await;
+    assert_eq!(
+        look.remaining(),
+        3,
+        "2 of 5 taken, by the admitted request only"
+    );
+
+    // A request the cache knows is refused costs no slot anything.
+    let third = limiter.check_all(&checks).await;
+    assert_eq!(third.each[2].decided_by(), DecidedBy::DenyCache);
+    assert_eq!(tats(&mut connection, &bucket_keys).await, after);
+    keys.cleanup().await;
+}

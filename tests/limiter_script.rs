@@ -1,19 +1,18 @@
-//! The Redis scripts (decide and settle) against the Rust models, and the
-//! scripts' storage contract (one integer key, written only on admission or
-//! settle, expiring when full), on the shared Redis (`REDIS_URL`) and Cluster
-//! (`REDIS_CLUSTER_URLS`).
+//! The Redis scripts (decide, decide several checks, settle) against the Rust
+//! models, on the shared Redis (`REDIS_URL`). The storage contract is in
+//! `limiter_storage.rs`.
 
 mod common;
 
 use std::time::Duration;
 
-use dynagate::limiter::{DecidedBy, Limits, Outcome, Quota, RateLimiter, RedisLimiter, Verdict};
+use dynagate::limiter::{Outcome, Quota, Verdict};
+use dynagate::test_util::LIMITER_ALL_SCRIPT as ALL_SCRIPT;
 use dynagate::test_util::LIMITER_SCRIPT as SCRIPT;
 use dynagate::test_util::LIMITER_SETTLE_SCRIPT as SETTLE_SCRIPT;
 use dynagate::test_util::gcra;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
-use redis::AsyncCommands;
 
 /// A production script with the server clock replaced by the last two
 /// ARGV (seconds, microseconds), and expiries pushed an hour out so that real
@@ -53,6 +52,12 @@ enum Step {
 /// The script's reply in the model's terms: `(verdict, now)`.
 fn verdict_of(reply: &[i64]) -> (Verdict, u64) {
     assert_eq!(reply.len(), 6, "{reply:?}");
+    (verdict_in(&reply[..5]), u64::try_from(reply[5]).unwrap())
+}
+
+/// `{outcome, remaining, retry_after_us, reset_after_us, limit (1-based)}`.
+fn verdict_in(reply: &[i64]) -> Verdict {
+    assert_eq!(reply.len(), 5, "{reply:?}");
     let us = |v: i64| Duration::from_micros(u64::try_from(v).unwrap());
     let outcome = match reply[0] {
         1 => Outcome::Allowed,
@@ -62,13 +67,12 @@ fn verdict_of(reply: &[i64]) -> (Verdict, u64) {
         -1 => Outcome::Never,
         other => panic!("outcome {other}"),
     };
-    let verdict = Verdict {
+    Verdict {
         outcome,
         remaining: u64::try_from(reply[1]).unwrap(),
         reset_after: us(reply[3]),
         limit: usize::try_from(reply[4] - 1).unwrap(),
-    };
-    (verdict, u64::try_from(reply[5]).unwrap())
+    }
 }
 
 fn quota_strategy() -> impl Strategy<Value = Quota> {
@@ -243,197 +247,160 @@ async fn the_production_script_on_server_time_matches_the_model() {
     keys.cleanup().await;
 }
 
-fn per_day(capacity: u64) -> Limits {
-    Limits::single(
-        "test",
-        "day",
-        Quota::per_day(capacity).burst(capacity).unwrap(),
-    )
-    .unwrap()
-}
-
-#[tokio::test]
-async fn a_bucket_is_one_small_integer_key_written_only_on_admission() {
-    let (mut manager, keys) = common::redis().await;
-    let limiter = RedisLimiter::builder(manager.clone())
-        .prefix(keys.prefix())
-        .deadline(Duration::from_secs(2))
-        .build()
-        .unwrap();
-    let limits = per_day(10);
-    let key = limiter.keys(&limits, "ada").remove(0);
-    assert_eq!(key, format!("{}test:{{ada}}:day", keys.prefix()));
-
-    let never = limiter.try_check(&limits, "ada", 11).await.unwrap();
-    assert_eq!(never.outcome(), Outcome::Never);
-    assert_eq!(never.retry_after(), None);
-    assert_eq!(never.remaining(), 10);
-    let exists: bool = manager.exists(&key).await.unwrap();
-    assert!(!exists, "a never-answer writes nothing");
-
-    let allowed = limiter.try_check(&limits, "ada", 3).await.unwrap();
-    assert!(allowed.allowed());
-    assert_eq!(allowed.remaining(), 7);
-    assert_eq!(allowed.reset_after(), Duration::from_secs(3 * 8640));
-    let stored: String = manager.get(&key).await.unwrap();
-    assert!(stored.parse::<u64>().is_ok(), "an integer TAT: {stored}");
-    let pttl: i64 = redis::cmd("PTTL")
-        .arg(&key)
-        .query_async(&mut manager)
-        .await
-        .unwrap();
-    let full_in_ms = 3 * 8_640_000;
-    assert!(
-        pttl <= full_in_ms && pttl > full_in_ms - 60_000,
-        "expires when full again: PTTL {pttl} ms, full in {full_in_ms} ms"
-    );
-    let usage: i64 = redis::cmd("MEMORY")
-        .arg("USAGE")
-        .arg(&key)
-        .query_async(&mut manager)
-        .await
-        .unwrap();
-    println!(
-        "MEMORY USAGE of a bucket key ({} bytes long): {usage} bytes",
-        key.len()
-    );
-    assert!(usage < 200, "{usage} bytes");
-
-    let denied = limiter.try_check(&limits, "ada", 8).await.unwrap();
-    let Outcome::Denied { retry_after } = denied.outcome() else {
-        panic!("{denied:?}");
-    };
-    assert!(
-        retry_after <= Duration::from_secs(8640) && retry_after > Duration::from_secs(8580),
-        "one token's wait, less the time since the admission: {retry_after:?}"
-    );
-    let after: String = manager.get(&key).await.unwrap();
-    assert_eq!(after, stored, "a denial writes nothing");
-    keys.cleanup().await;
-}
-
-#[tokio::test]
-async fn a_tat_left_by_a_clock_that_stepped_back_is_clamped_to_one_refill() {
-    let (mut manager, keys) = common::redis().await;
-    let limiter = RedisLimiter::builder(manager.clone())
-        .prefix(keys.prefix())
-        .deadline(Duration::from_secs(2))
-        .build()
-        .unwrap();
-    let limits = Limits::single("test", "s", Quota::per_second(1).burst(2).unwrap()).unwrap();
-    let key = limiter.keys(&limits, "clock").remove(0);
-    let (seconds, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut manager).await.unwrap();
-    let an_hour_ahead = (seconds + 3600) * 1_000_000 + micros;
-    let _: () = manager.set(&key, an_hour_ahead).await.unwrap();
-    let d = limiter.try_check(&limits, "clock", 1).await.unwrap();
-    let Outcome::Denied { retry_after } = d.outcome() else {
-        panic!("{d:?}");
-    };
-    assert!(
-        retry_after <= Duration::from_secs(1),
-        "at most one token's wait, not an hour: {retry_after:?}"
-    );
-    assert!(d.reset_after() <= Duration::from_secs(2));
-    let stored: u64 = manager.get(&key).await.unwrap();
-    assert!(stored < an_hour_ahead, "the clamp is stored");
-    keys.cleanup().await;
-}
-
-#[tokio::test]
-async fn a_denied_subject_is_answered_locally_until_its_retry_after() {
-    let (manager, keys) = common::redis().await;
-    let limiter = RedisLimiter::builder(manager)
-        .prefix(keys.prefix())
-        .deadline(Duration::from_secs(2))
-        .build()
-        .unwrap();
-    let limits = per_day(2);
-    assert!(limiter.check(&limits, "eve", 2).await.allowed());
-    let first = limiter.check(&limits, "eve", 1).await;
-    assert_eq!(first.decided_by(), DecidedBy::Redis);
-    assert!(!first.allowed());
-    let again = limiter.check(&limits, "eve", 1).await;
-    assert_eq!(again.decided_by(), DecidedBy::DenyCache);
-    assert!(!again.allowed());
-    let look = limiter.check(&limits, "eve", 0).await;
-    assert_eq!(
-        look.decided_by(),
-        DecidedBy::Redis,
-        "a smaller cost asks Redis"
-    );
-    assert!(look.allowed());
-    keys.cleanup().await;
-}
-
-/// A reservation, a refund of what was not used, a debit beyond what is
-/// left: on the cluster, both buckets of one caller move in one call.
-#[tokio::test]
-async fn settles_of_several_limits_run_in_one_cluster_slot() {
-    let (mut connection, keys) = common::redis_cluster().await;
-    let limiter = RedisLimiter::builder(connection.clone())
-        .prefix(keys.prefix())
-        .deadline(Duration::from_secs(2))
-        .build()
-        .unwrap();
-    let limits = Limits::builder("settle")
-        .limit("burst", Quota::per_hour(1).burst(10).unwrap())
-        .limit("day", Quota::per_day(20).burst(20).unwrap())
-        .build()
-        .unwrap();
-    assert!(
-        limiter
-            .try_check(&limits, "bob", 8)
-            .await
-            .unwrap()
-            .allowed()
-    );
-    limiter.try_settle(&limits, "bob", -5).await.unwrap();
-    let d = limiter.try_check(&limits, "bob", 0).await.unwrap();
-    assert_eq!(
-        (d.remaining(), d.limit()),
-        (7, 0),
-        "3 used: 7 of 10, 17 of 20"
-    );
-    limiter.try_settle(&limits, "bob", 12).await.unwrap();
-    let d = limiter.try_check(&limits, "bob", 1).await.unwrap();
-    assert_eq!(d.limit(), 0, "the burst is empty, not 5 in debt");
-    assert!(!d.allowed());
-    assert!(
-        d.retry_after().unwrap() <= Duration::from_secs(3600),
-        "one token's wait: {d:?}"
-    );
-    // The same day bucket, looked at alone.
-    let day = Limits::single("settle", "day", limits.as_slice()[1].quota()).unwrap();
-    let d = limiter.try_check(&day, "bob", 0).await.unwrap();
-    assert_eq!(
-        d.remaining(),
-        5,
-        "the day limit took the 12 too: 20 - 3 - 12"
-    );
-    limiter.try_settle(&limits, "bob", i64::MIN).await.unwrap();
-    for key in limiter.keys(&limits, "bob") {
-        let exists: bool = connection.exists(&key).await.unwrap();
-        assert!(!exists, "refunded to full: {key} deleted");
+/// `gcra_all.lua`'s ARGV for `parts` (their TATs are not arguments).
+fn all_args(parts: &[gcra::Part]) -> Vec<u64> {
+    let mut args = vec![parts.len() as u64];
+    for part in parts {
+        args.extend([
+            part.cost,
+            u64::from(part.independent),
+            part.quotas.len() as u64,
+        ]);
+        for q in &part.quotas {
+            args.extend([q.interval_micros(), q.capacity()]);
+        }
     }
-    keys.cleanup().await;
+    args
 }
 
+/// Random mixes of checks (1 to 4, each with 1 to 3 quotas, a cost of its
+/// own, independent or not) at random time steps, some backwards: the script
+/// deciding several checks on a real Redis and `decide_all` give the same
+/// admission and verdicts and store the same TATs.
 #[tokio::test]
-async fn a_refund_ends_a_cached_denial() {
-    let (manager, keys) = common::redis().await;
-    let limiter = RedisLimiter::builder(manager)
-        .prefix(keys.prefix())
-        .deadline(Duration::from_secs(2))
-        .build()
-        .unwrap();
-    let limits = per_day(4);
-    assert!(limiter.check(&limits, "kim", 4).await.allowed());
-    assert!(!limiter.check(&limits, "kim", 2).await.allowed());
-    let cached = limiter.check(&limits, "kim", 2).await;
-    assert_eq!(cached.decided_by(), DecidedBy::DenyCache);
-    limiter.settle(&limits, "kim", -3).await;
-    let d = limiter.check(&limits, "kim", 2).await;
-    assert_eq!((d.allowed(), d.decided_by()), (true, DecidedBy::Redis));
-    assert_eq!(d.remaining(), 1, "4 reserved, 3 refunded, 2 taken");
+async fn the_script_of_several_checks_and_its_model_agree_on_random_mixes() {
+    let (_manager, keys) = common::redis().await;
+    let connection = std::cell::RefCell::new(
+        redis::Client::open(common::redis_url())
+            .unwrap()
+            .get_connection()
+            .unwrap(),
+    );
+    let case = std::cell::Cell::new(0u32);
+    // Admitted; refused while a dependent check was allowed (all or nothing
+    // held its tokens back); an independent check taking in a refused
+    // request; a never-answer; a clamp of a backward clock step.
+    let seen = std::cell::RefCell::new([0usize; 5]);
+    let script = fixed_clock_script(ALL_SCRIPT);
+    let cost = prop_oneof![8 => 0u64..4, 1 => 0u64..110];
+    let strategy = (
+        prop::collection::vec(
+            (
+                prop::collection::vec(quota_strategy(), 1..=3),
+                prop::bool::weighted(0.3),
+            ),
+            1..=4,
+        ),
+        prop::collection::vec(
+            (
+                prop_oneof![9 => 0i64..300, 1 => -400i64..0],
+                prop::collection::vec(cost, 4),
+            ),
+            1..30,
+        ),
+        0u64..1_000_000_000_000,
+    );
+    let mut runner = TestRunner::new(Config {
+        cases: 100,
+        rng_seed: RngSeed::Fixed(0x0061_6c6c_6368_6b73),
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let result = runner.run(&strategy, |(shapes, steps, offset)| {
+        case.set(case.get() + 1);
+        let case = case.get();
+        let mut connection = connection.borrow_mut();
+        let mut parts: Vec<gcra::Part> = shapes
+            .into_iter()
+            .map(|(quotas, independent)| gcra::Part {
+                tats: vec![None; quotas.len()],
+                quotas,
+                cost: 0,
+                independent,
+            })
+            .collect();
+        // Each check its own subject, as a request's address, key and route.
+        let keys = &keys;
+        let bucket_keys: Vec<String> = parts
+            .iter()
+            .enumerate()
+            .flat_map(|(p, part)| {
+                (0..part.quotas.len()).map(move |i| keys.key(&format!("{{all-{case}-{p}}}:{i}")))
+            })
+            .collect();
+        let longest = parts
+            .iter()
+            .flat_map(|p| p.quotas.iter().map(Quota::refill_micros))
+            .max()
+            .unwrap();
+        let mut now: u64 = 1_780_000_000_000_000 + offset;
+        for (i, (per_mille, costs)) in steps.into_iter().enumerate() {
+            let delta = (longest as i128 * per_mille as i128 / 1000) as i64;
+            now = now.checked_add_signed(delta).unwrap();
+            for (part, cost) in parts.iter_mut().zip(costs) {
+                part.cost = cost;
+            }
+            let mut invocation = script.prepare_invoke();
+            invocation
+                .key(&bucket_keys[..])
+                .arg(all_args(&parts))
+                .arg(now / 1_000_000)
+                .arg(now % 1_000_000);
+            let reply: Vec<i64> = invocation
+                .invoke(&mut *connection)
+                .map_err(|e| TestCaseError::fail(format!("step {i}: {e}")))?;
+            let before = parts.clone();
+            let (verdicts, admitted) = gcra::decide_all(now, &mut parts);
+            prop_assert_eq!(reply.len(), 2 + 5 * parts.len(), "{:?}", reply);
+            prop_assert_eq!(reply[0] == 1, admitted, "step {} {:?}", i, before);
+            prop_assert_eq!(u64::try_from(reply[1]).unwrap(), now);
+            for (p, verdict) in verdicts.iter().enumerate() {
+                let from_script = verdict_in(&reply[2 + 5 * p..7 + 5 * p]);
+                prop_assert_eq!(&from_script, verdict, "step {} check {} {:?}", i, p, before);
+            }
+            let mut seen = seen.borrow_mut();
+            let dependent_allowed = parts
+                .iter()
+                .zip(&verdicts)
+                .any(|(p, v)| !p.independent && v.outcome == Outcome::Allowed);
+            if admitted {
+                seen[0] += 1;
+            } else if dependent_allowed {
+                seen[1] += 1;
+            }
+            let shadow_took = parts
+                .iter()
+                .zip(&before)
+                .any(|(p, b)| p.independent && p.tats != b.tats);
+            if !admitted && shadow_took {
+                seen[2] += 1;
+            }
+            if verdicts.iter().any(|v| v.outcome == Outcome::Never) {
+                seen[3] += 1;
+            }
+            if per_mille < 0 && parts.iter().zip(&before).any(|(p, b)| p.tats != b.tats) {
+                seen[4] += 1;
+            }
+            let tats = parts.iter().flat_map(|p| p.tats.iter());
+            for (key, tat) in bucket_keys.iter().zip(tats) {
+                let stored: Option<u64> =
+                    redis::cmd("GET").arg(key).query(&mut *connection).unwrap();
+                prop_assert_eq!(stored, *tat, "stored TAT of {} at step {}", key, i);
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    let seen = seen.into_inner();
+    println!(
+        "admitted, refused with a dependent check allowed, shadow took in a refused request, \
+         never, moved after a backward step: {seen:?}"
+    );
+    assert!(
+        seen.iter().all(|&n| n > 10),
+        "every case is exercised: {seen:?}"
+    );
     keys.cleanup().await;
 }

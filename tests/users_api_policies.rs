@@ -44,15 +44,29 @@ limits = [{ name = "minute", rate = 1, per = "minute", burst = 2 }]
         (100, 100),
     )
     .await;
-    let created = api.call(Method::POST, "/api/v1/users", &[], &user("a")).await;
+    let created = api
+        .call(Method::POST, "/api/v1/users", &[], &user("a"))
+        .await;
     assert_eq!(created.status, StatusCode::CREATED);
     let change = r#"{"email": "b@example.com", "name": "B"}"#;
     let updated = api
-        .call(Method::PUT, "/api/v1/users/a", &[("if-match", "\"1\"")], change)
+        .call(
+            Method::PUT,
+            "/api/v1/users/a",
+            &[("if-match", "\"1\"")],
+            change,
+        )
         .await;
     assert_eq!(updated.status, StatusCode::OK, "{:?}", updated.json);
-    let third = api.call(Method::POST, "/api/v1/users", &[], &user("c")).await;
-    assert_eq!(third.status, StatusCode::TOO_MANY_REQUESTS, "{:?}", third.json);
+    let third = api
+        .call(Method::POST, "/api/v1/users", &[], &user("c"))
+        .await;
+    assert_eq!(
+        third.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{:?}",
+        third.json
+    );
     assert!(
         third.headers["ratelimit-policy"]
             .to_str()
@@ -113,15 +127,27 @@ hold_secs = 60
     .await;
     let mut statuses = Vec::new();
     for _ in 0..6 {
-        statuses.push(api.call(Method::GET, "/api/v1/users/x", &[], "").await.status.as_u16());
+        statuses.push(
+            api.call(Method::GET, "/api/v1/users/x", &[], "")
+                .await
+                .status
+                .as_u16(),
+        );
     }
     assert_eq!(statuses, [404, 404, 429, 429, 429, 429]);
     // The key's bucket refills within 2 s; the box holds for a minute.
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let boxed = api.call(Method::GET, "/api/v1/users/x", &[], "").await;
     assert_eq!(boxed.status, StatusCode::TOO_MANY_REQUESTS);
-    let wait: u64 = boxed.headers["retry-after"].to_str().unwrap().parse().unwrap();
-    assert!(wait > 50, "held for the box's minute, not the bucket's second: {wait}");
+    let wait: u64 = boxed.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        wait > 50,
+        "held for the box's minute, not the bucket's second: {wait}"
+    );
 }
 
 /// `cmdstat_evalsha` calls on a Redis of this test's own.

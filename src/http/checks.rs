@@ -11,7 +11,7 @@ use http::request::Parts;
 use crate::http::charge::CapacityCharge;
 use crate::http::layer::RateLimitConfig;
 use crate::http::policy::{Per, Policy};
-use crate::limiter::{Check, Decision, Decisions, Limits, RateLimiter};
+use crate::limiter::{Check, DecidedBy, Decision, Decisions, Limits, RateLimiter};
 
 /// Why a check is part of the request.
 #[derive(Debug, Clone)]
@@ -101,17 +101,18 @@ impl Plan {
     }
 
     /// Decides every check in one call, and counts each decision.
-    pub(crate) async fn decide(&self, limiter: &Arc<dyn RateLimiter>) -> Decisions {
-        let checks: Vec<Check<'_>> = self
-            .checks
+    fn as_checks(&self) -> Vec<Check<'_>> {
+        self.checks
             .iter()
-            .map(|c| Check {
-                limits: &c.limits,
-                subject: &c.subject,
-                cost: c.cost,
-                independent: c.shadow,
+            .map(|c| {
+                let check = Check::new(&c.limits, &c.subject, c.cost);
+                if c.shadow { check.independent() } else { check }
             })
-            .collect();
+            .collect()
+    }
+
+    pub(crate) async fn decide(&self, limiter: &Arc<dyn RateLimiter>) -> Decisions {
+        let checks = self.as_checks();
         let decisions = limiter.check_all(&checks).await;
         for (planned, decision) in self.checks.iter().zip(&decisions.each) {
             count(planned, decision);
@@ -151,6 +152,9 @@ impl Plan {
 /// `would_deny` for a shadow check (and a log line naming the subject: a
 /// key's id or an address, never a key).
 fn count(planned: &Planned, decision: &Decision) {
+    if decision.decided_by() == DecidedBy::NotAsked {
+        return; // the deny cache refused the request before this was asked
+    }
     let label = match (decision.allowed(), planned.shadow) {
         (true, _) => "allow",
         (false, false) => "deny",

@@ -6,7 +6,9 @@ use std::time::Duration;
 /// Whether the request may proceed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
-    /// The tokens were taken from every limit.
+    /// Every bucket held the cost, and the tokens were taken, unless this
+    /// was one check of a request that another check kept from being
+    /// admitted (see [`Decisions`](crate::limiter::Decisions)).
     Allowed,
     /// Not enough tokens now; nothing was taken. The same request would be
     /// admitted after `retry_after`, if nothing else takes tokens meanwhile.
@@ -38,6 +40,10 @@ pub enum DecidedBy {
     /// Redis failed or the circuit is open; the in-memory limiter decided
     /// with this instance's share of the quota.
     Fallback,
+    /// Not decided: another check of the same request was refused first by
+    /// the deny cache, so nothing was asked for this one and nothing was
+    /// taken (see [`Decisions`](crate::limiter::Decisions)).
+    NotAsked,
 }
 
 impl DecidedBy {
@@ -50,6 +56,7 @@ impl DecidedBy {
             DecidedBy::FailOpen => "fail_open",
             DecidedBy::FailClosed => "fail_closed",
             DecidedBy::Fallback => "fallback",
+            DecidedBy::NotAsked => "not_asked",
         }
     }
 }

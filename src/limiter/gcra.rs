@@ -79,6 +79,48 @@ fn check(quota: &Quota, stored: Option<u64>, now: u64, cost: u64) -> Check {
 /// When `quotas` and `tats` differ in length or are empty.
 #[allow(unreachable_pub)] // public through `test_util` (feature test-util)
 pub fn decide(now: u64, quotas: &[Quota], tats: &mut [Option<u64>], cost: u64) -> Verdict {
+    let judged = judge(now, quotas, tats, cost);
+    judged.write(tats, judged.allowed());
+    judged.verdict
+}
+
+/// What [`judge`] found: the verdict, and what each bucket would store.
+#[derive(Debug, Clone)]
+pub(crate) struct Judged {
+    pub(crate) verdict: Verdict,
+    checks: Vec<Check>,
+    cost: u64,
+}
+
+impl Judged {
+    /// True when every bucket holds the cost.
+    pub(crate) fn allowed(&self) -> bool {
+        self.verdict.outcome == Outcome::Allowed
+    }
+
+    /// Writes the decision into `tats`: the new TATs when `take` (and the
+    /// cost is above 0), else only the clamps of a backward clock step.
+    pub(crate) fn write(&self, tats: &mut [Option<u64>], take: bool) {
+        let take = take && self.allowed() && self.cost > 0;
+        for (tat, c) in tats.iter_mut().zip(&self.checks) {
+            if take {
+                *tat = Some(c.new_tat);
+            } else if c.clamped {
+                *tat = Some(c.tat);
+            }
+        }
+    }
+}
+
+/// Decides without writing: the verdict a request of `cost` gets, with the
+/// remaining tokens and reset time as they are after taking the cost when
+/// every bucket holds it (whether the caller then takes it or not), and as
+/// they are otherwise.
+///
+/// # Panics
+///
+/// When `quotas` and `tats` differ in length or are empty.
+pub(crate) fn judge(now: u64, quotas: &[Quota], tats: &[Option<u64>], cost: u64) -> Judged {
     assert_eq!(quotas.len(), tats.len(), "one stored TAT per quota");
     assert!(!quotas.is_empty(), "at least one quota");
     let checks: Vec<Check> = quotas
@@ -120,22 +162,15 @@ pub fn decide(now: u64, quotas: &[Quota], tats: &mut [Option<u64>], cost: u64) -
         ),
         (None, None) => (Outcome::Allowed, fewest_left.0),
     };
-    if allowed && cost > 0 {
-        for (tat, c) in tats.iter_mut().zip(&checks) {
-            *tat = Some(c.new_tat);
-        }
-    } else {
-        for (tat, c) in tats.iter_mut().zip(&checks) {
-            if c.clamped {
-                *tat = Some(c.tat);
-            }
-        }
-    }
-    Verdict {
-        outcome,
-        remaining: fewest_left.1,
-        reset_after: Duration::from_micros(reset_after),
-        limit,
+    Judged {
+        verdict: Verdict {
+            outcome,
+            remaining: fewest_left.1,
+            reset_after: Duration::from_micros(reset_after),
+            limit,
+        },
+        checks,
+        cost,
     }
 }
 

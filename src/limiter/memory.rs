@@ -14,12 +14,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::limiter::checks::{Check, Decisions};
 use crate::limiter::decision::{DecidedBy, Decision};
-use crate::limiter::gcra;
+use crate::limiter::gcra_all::{Part, decide_all};
 use crate::limiter::limits::Limits;
 use crate::limiter::quota::Quota;
 use crate::limiter::settle::settle;
-use crate::limiter::{LimitFuture, RateLimiter, SettleFuture, count_decision};
+use crate::limiter::{CheckAllFuture, LimitFuture, RateLimiter, SettleFuture, count_decision};
 
 /// A source of time in microseconds. Only differences matter; it should not
 /// go backwards (if it does, buckets are clamped as for Redis's clock).
@@ -133,30 +134,57 @@ impl MemoryLimiter {
 
     /// Decides at once (the [`RateLimiter`] future does nothing else).
     pub fn check_now(&self, limits: &Limits, subject: &str, cost: u64) -> Decision {
-        let verdict = {
+        let mut decisions = self.check_all_now(&[Check::new(limits, subject, cost)]);
+        decisions.each.remove(0)
+    }
+
+    /// Decides every check of one request at once, under one lock, as
+    /// [`RateLimiter::check_all`] describes: exact, all or nothing across the
+    /// checks that are not independent.
+    pub fn check_all_now(&self, checks: &[Check<'_>]) -> Decisions {
+        let (verdicts, admitted) = {
             let now = self.inner.clock.now_micros();
-            let keys = limits.keys("", subject);
-            let quotas: Vec<Quota> = limits.iter().map(|l| l.quota()).collect();
+            let keys: Vec<Vec<String>> = checks
+                .iter()
+                .map(|c| c.limits.keys("", c.subject))
+                .collect();
             let mut buckets = self.inner.buckets.lock().unwrap_or_else(|p| p.into_inner());
-            let mut tats: Vec<Option<u64>> =
-                keys.iter().map(|k| buckets.tats.get(k).copied()).collect();
-            let before = tats.clone();
-            let verdict = gcra::decide(now, &quotas, &mut tats, cost);
-            if tats != before {
-                for ((key, tat), old) in keys.into_iter().zip(tats).zip(before) {
+            let mut parts: Vec<Part> = checks
+                .iter()
+                .zip(&keys)
+                .map(|(c, keys)| Part {
+                    quotas: c.limits.iter().map(|l| l.quota()).collect(),
+                    tats: keys.iter().map(|k| buckets.tats.get(k).copied()).collect(),
+                    cost: c.cost,
+                    independent: c.independent,
+                })
+                .collect();
+            let before: Vec<Vec<Option<u64>>> = parts.iter().map(|p| p.tats.clone()).collect();
+            let decided = decide_all(now, &mut parts);
+            let mut wrote = false;
+            for ((keys, part), before) in keys.into_iter().zip(parts).zip(before) {
+                for ((key, tat), old) in keys.into_iter().zip(part.tats).zip(before) {
                     if let Some(tat) = tat.filter(|tat| Some(*tat) != old) {
                         buckets.tats.insert(key, tat);
+                        wrote = true;
                     }
                 }
+            }
+            if wrote {
                 buckets.sweep(now);
             }
-            verdict
+            decided
         };
-        let decision = Decision::new(verdict, self.inner.decided_by);
+        let each: Vec<Decision> = verdicts
+            .into_iter()
+            .map(|verdict| Decision::new(verdict, self.inner.decided_by))
+            .collect();
         if self.inner.decided_by == DecidedBy::Memory {
-            count_decision(limits, &decision);
+            for (check, decision) in checks.iter().zip(&each) {
+                count_decision(check.limits, decision);
+            }
         }
-        decision
+        Decisions { each, admitted }
     }
 
     /// Settles at once (the [`RateLimiter`] future does nothing else): moves
@@ -214,6 +242,11 @@ impl RateLimiter for MemoryLimiter {
     fn check<'a>(&'a self, limits: &'a Limits, subject: &'a str, cost: u64) -> LimitFuture<'a> {
         let decision = self.check_now(limits, subject, cost);
         Box::pin(std::future::ready(decision))
+    }
+
+    fn check_all<'a>(&'a self, checks: &'a [Check<'a>]) -> CheckAllFuture<'a> {
+        let decisions = self.check_all_now(checks);
+        Box::pin(std::future::ready(decisions))
     }
 
     fn settle<'a>(&'a self, limits: &'a Limits, subject: &'a str, tokens: i64) -> SettleFuture<'a> {
@@ -322,5 +355,45 @@ mod tests {
             limiter.check_now(&l, &format!("new-{i}"), 1);
         }
         assert_eq!(limiter.len(), MIN_SWEEP, "the old, full buckets were swept");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn check_all_is_all_or_nothing_and_shadow_checks_take_on_their_own() {
+        let limiter: Arc<dyn RateLimiter> = Arc::new(MemoryLimiter::new());
+        let ip = Limits::single("ip", "s", Quota::per_second(1).burst(10).unwrap()).unwrap();
+        let key = limits();
+        let shadow = Limits::single("shadow", "s", Quota::per_second(1).burst(2).unwrap()).unwrap();
+        let checks = [
+            Check::new(&ip, "203.0.113.9", 1),
+            Check::new(&key, "k", 3),
+            Check::new(&shadow, "k", 1).independent(),
+        ];
+        let d = limiter.check_all(&checks).await;
+        assert!(d.admitted);
+        assert_eq!(d.each[1].remaining(), 2, "its own cost: 5 - 3");
+        let d = limiter.check_all(&checks).await;
+        assert!(!d.admitted, "the key holds 2 of 3");
+        assert_eq!(d.refused_by(&checks), Some(1));
+        assert!(d.each[0].allowed() && d.each[2].allowed());
+        assert_eq!(d.each[2].remaining(), 0, "the shadow bucket took its token");
+        let ip_left = limiter.check(&ip, "203.0.113.9", 0).await.remaining();
+        assert_eq!(
+            ip_left, 9,
+            "the refused request took nothing from the ceiling"
+        );
+        let d = limiter.check_all(&checks[..1]).await;
+        assert!(d.admitted);
+        let d = limiter.check_all(&checks).await;
+        assert!(
+            !d.admitted && !d.each[2].allowed(),
+            "the shadow bucket is spent"
+        );
+        assert_eq!(
+            d.refused_by(&checks),
+            Some(1),
+            "a shadow denial refuses nothing"
+        );
+        let empty = limiter.check_all(&[]).await;
+        assert!(empty.admitted && empty.each.is_empty());
     }
 }

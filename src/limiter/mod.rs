@@ -12,6 +12,13 @@
 //! [settles](RateLimiter::settle) the difference: a refund of what it did not
 //! use, or a debit of what it took beyond the reservation.
 //!
+//! A request checked against several subjects (its address, its key, its
+//! route) is decided in one [`check_all`](RateLimiter::check_all): every
+//! [`Check`] allowed or none keeps its tokens, in one Redis round trip on a
+//! single Redis; a check marked [independent](Check::independent) (shadow
+//! mode) takes on its own and never refuses. Its exactness on each backend is
+//! stated there.
+//!
 //! Two backends share one decision function (`gcra::decide`, the model) and
 //! one settle function (`settle::settle`):
 //!
@@ -49,7 +56,9 @@
 //!
 //! Through the [`metrics`] facade, labelled by `namespace`:
 //! `dynagate_limiter_decisions_total` (`outcome`: allowed, denied, never;
-//! `decided_by`: redis, memory, deny_cache, fail_open, fail_closed, fallback),
+//! `decided_by`: redis, memory, deny_cache, fail_open, fail_closed, fallback;
+//! one per check of a [`check_all`](RateLimiter::check_all), except the
+//! checks it did not ask),
 //! `dynagate_limiter_redis_errors_total` (`kind`: timeout, connection,
 //! server, reply), `dynagate_limiter_fallbacks_total` (`policy`, `reason`:
 //! error or circuit_open), `dynagate_limiter_script_reloads_total` (after a
@@ -65,10 +74,12 @@
 //! [`RedisLimiter::try_settle`], [`RedisLimiter::load_script`]) return a
 //! [`ScriptError`](crate::ScriptError).
 
+mod checks;
 mod decision;
 mod deny_cache;
 mod failure;
 pub(crate) mod gcra;
+pub(crate) mod gcra_all;
 mod limits;
 mod memory;
 mod quota;
@@ -80,14 +91,15 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+pub use self::checks::{Check, Decisions};
 pub use self::decision::{DecidedBy, Decision, Outcome, Verdict};
 pub use self::failure::FailurePolicy;
 pub use self::limits::{Limit, Limits, LimitsBuilder};
 pub use self::memory::{Clock, ManualClock, MemoryLimiter, TokioClock};
 pub use self::quota::{Quota, QuotaBuilder};
-pub use self::redis::{RedisLimiter, RedisLimiterBuilder};
 #[cfg(feature = "test-util")]
-pub(crate) use self::redis::{SCRIPT_SOURCE, SETTLE_SOURCE};
+pub(crate) use self::redis::{ALL_SCRIPT_SOURCE, SCRIPT_SOURCE, SETTLE_SOURCE};
+pub use self::redis::{RedisLimiter, RedisLimiterBuilder};
 
 /// The future a [`RateLimiter`] returns: boxed, so the trait can be used as
 /// `dyn RateLimiter` (one allocation next to a network round trip).
@@ -96,30 +108,7 @@ pub type LimitFuture<'a> = Pin<Box<dyn Future<Output = Decision> + Send + 'a>>;
 /// The future [`RateLimiter::settle`] returns: boxed, like [`LimitFuture`].
 pub type SettleFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
-/// One part of a request's check (TEMPORARY stand-in until the limiter's
-/// one-call version lands).
-#[derive(Debug, Clone, Copy)]
-pub struct Check<'a> {
-    /// The limits.
-    pub limits: &'a Limits,
-    /// The subject.
-    pub subject: &'a str,
-    /// Tokens to take.
-    pub cost: u64,
-    /// Decided on its own (shadow mode).
-    pub independent: bool,
-}
-
-/// What `check_all` decided.
-#[derive(Debug, Clone)]
-pub struct Decisions {
-    /// One decision per check.
-    pub each: Vec<Decision>,
-    /// Every non-independent check allowed.
-    pub admitted: bool,
-}
-
-/// The future `check_all` returns.
+/// The future [`RateLimiter::check_all`] returns: boxed, like [`LimitFuture`].
 pub type CheckAllFuture<'a> = Pin<Box<dyn Future<Output = Decisions> + Send + 'a>>;
 
 /// Takes tokens from a subject's buckets.
@@ -127,24 +116,47 @@ pub type CheckAllFuture<'a> = Pin<Box<dyn Future<Output = Decisions> + Send + 'a
 /// A check never fails: when its backend cannot decide, the backend's
 /// failure policy does, and [`Decision::decided_by`] says so.
 pub trait RateLimiter: Send + Sync + fmt::Debug {
-    /// TEMPORARY: checks one after the other (not all-or-nothing).
-    fn check_all<'a>(&'a self, checks: &'a [Check<'a>]) -> CheckAllFuture<'a> {
-        Box::pin(async move {
-            let mut each = Vec::with_capacity(checks.len());
-            for c in checks {
-                each.push(self.check(c.limits, c.subject, c.cost).await);
-            }
-            let admitted = checks
-                .iter()
-                .zip(&each)
-                .all(|(c, d)| c.independent || d.allowed());
-            Decisions { each, admitted }
-        })
-    }
-
     /// Takes `cost` tokens from every bucket of `limits` for `subject`, or
     /// none of them. A cost of 0 looks without taking.
     fn check<'a>(&'a self, limits: &'a Limits, subject: &'a str, cost: u64) -> LimitFuture<'a>;
+
+    /// Decides every check of one request (the client's address, its key,
+    /// the route: each its own subject, limits and cost) together. The
+    /// request is admitted when every check that is not
+    /// [independent](Check::independent) is allowed, and only then do those
+    /// checks keep their tokens; an independent check (shadow mode) takes its
+    /// cost whenever its own buckets hold it and never refuses the request.
+    /// [`Decisions`] says what each check's decision means when the request
+    /// was not admitted; [`Decisions::refused_by`] picks the one to answer a
+    /// refusal with.
+    ///
+    /// How exact the all-or-nothing is depends on the backend:
+    ///
+    /// - [`MemoryLimiter`]: exact; every check is decided under one lock.
+    /// - [`RedisLimiter`] on a single Redis: exact; one script call decides
+    ///   and writes every check atomically (one round trip).
+    /// - [`RedisLimiter`] on Redis Cluster: the subjects' buckets live in
+    ///   different slots, so the checks are grouped by slot, one script call
+    ///   per group, all sent at once (one round trip of latency); each group
+    ///   is all or nothing on its own. When one group refuses, the groups
+    ///   that took their tokens give them back with a
+    ///   [settle](RateLimiter::settle), one more round trip. Never more is
+    ///   admitted than the quotas allow; until the refund lands (one round
+    ///   trip, or the deadline if Redis does not answer), those tokens are
+    ///   missing, so a concurrent request may be refused that would otherwise
+    ///   have been admitted. A refund Redis cannot apply is handled as any
+    ///   settle (skipped, or applied to the fallback): the tokens stay taken
+    ///   until the buckets refill, again on the strict side. An instance
+    ///   whose deny cache remembered a denial caused by tokens that were
+    ///   later refunded elsewhere answers that subject too strictly until
+    ///   that denial's retry-after at the latest.
+    ///
+    /// Before asking Redis, a non-independent check that the deny cache
+    /// knows is refused at this cost refuses the request without a round
+    /// trip; the other checks are then [not asked](DecidedBy::NotAsked).
+    /// When Redis cannot decide, the failure policy answers for every check
+    /// it could not decide, as for [`check`](RateLimiter::check).
+    fn check_all<'a>(&'a self, checks: &'a [Check<'a>]) -> CheckAllFuture<'a>;
 
     /// Moves `tokens` into (negative: back into) every bucket of `limits`
     /// for `subject`, without deciding anything: after a check reserved the
@@ -168,6 +180,10 @@ impl<L: RateLimiter + ?Sized> RateLimiter for Arc<L> {
         (**self).check(limits, subject, cost)
     }
 
+    fn check_all<'a>(&'a self, checks: &'a [Check<'a>]) -> CheckAllFuture<'a> {
+        (**self).check_all(checks)
+    }
+
     fn settle<'a>(&'a self, limits: &'a Limits, subject: &'a str, tokens: i64) -> SettleFuture<'a> {
         (**self).settle(limits, subject, tokens)
     }
@@ -176,6 +192,10 @@ impl<L: RateLimiter + ?Sized> RateLimiter for Arc<L> {
 impl<L: RateLimiter + ?Sized> RateLimiter for Box<L> {
     fn check<'a>(&'a self, limits: &'a Limits, subject: &'a str, cost: u64) -> LimitFuture<'a> {
         (**self).check(limits, subject, cost)
+    }
+
+    fn check_all<'a>(&'a self, checks: &'a [Check<'a>]) -> CheckAllFuture<'a> {
+        (**self).check_all(checks)
     }
 
     fn settle<'a>(&'a self, limits: &'a Limits, subject: &'a str, tokens: i64) -> SettleFuture<'a> {

@@ -4,7 +4,10 @@
 //! the server's `TIME`, checks every limit of the call, and writes (with an
 //! expiry at the moment the bucket is full again) only when all of them
 //! allow. It runs atomically, so callers on any number of processes and hosts
-//! share each bucket exactly, and it costs one round trip.
+//! share each bucket exactly, and it costs one round trip. Several checks of
+//! one request whose buckets share a slot (all of them on a single Redis) go
+//! in one call of `gcra_all.lua`, the twin of [`crate::limiter::gcra_all`]
+//! (see `call` and `check_all`).
 //!
 //! It is sent as `EVALSHA`; on `NOSCRIPT` (Redis forgot it) the same call
 //! goes again as `EVAL`, so the caller never sees the `NOSCRIPT` (see
@@ -22,16 +25,23 @@ use std::time::Duration;
 
 use crate::breaker::{BreakerSettings, CircuitBreaker, CircuitState};
 use crate::error::ConfigError;
-use crate::limiter::decision::{DecidedBy, Decision, Outcome, Verdict};
+use crate::limiter::checks::Check;
+use crate::limiter::decision::{DecidedBy, Decision};
 use crate::limiter::deny_cache::DenyCache;
 use crate::limiter::failure::FailurePolicy;
 use crate::limiter::limits::{Limits, check_no_braces};
 use crate::limiter::memory::MemoryLimiter;
-use crate::limiter::{LimitFuture, RateLimiter, SettleFuture, count_decision};
-use crate::redis_support::{RedisConnection, Script, ScriptError, run_script};
+use crate::limiter::{CheckAllFuture, LimitFuture, RateLimiter, SettleFuture, count_decision};
+use crate::redis_support::{RedisConnection, Script, ScriptError};
 
+mod call;
+mod check_all;
 mod settle;
 
+#[cfg(feature = "test-util")]
+pub(crate) use self::call::ALL_SCRIPT_SOURCE;
+#[cfg(test)]
+use self::call::parse_reply;
 #[cfg(feature = "test-util")]
 pub(crate) use self::settle::SETTLE_SOURCE;
 
@@ -127,11 +137,11 @@ impl RedisLimiter {
         limits.keys(&self.inner.prefix, subject)
     }
 
-    /// Loads the scripts (decide and settle) into Redis (every master of a
+    /// Loads the scripts (decide, decide several checks, settle) into Redis (every master of a
     /// cluster) ahead of the first request. Optional: a missing script is
     /// loaded on demand.
     pub async fn load_script(&self) -> Result<(), ScriptError> {
-        for script in [&*SCRIPT, &*settle::SETTLE_SCRIPT] {
+        for script in [&*SCRIPT, &*call::ALL_SCRIPT, &*settle::SETTLE_SCRIPT] {
             let mut connection = self.inner.connection.clone();
             let mut command = redis::cmd("SCRIPT");
             command.arg("LOAD").arg(script.source());
@@ -154,133 +164,29 @@ impl RedisLimiter {
         subject: &str,
         cost: u64,
     ) -> Result<Decision, ScriptError> {
-        let keys = limits.keys(&self.inner.prefix, subject);
-        let mut args = Vec::with_capacity(1 + 2 * limits.len());
-        args.push(cost);
-        for limit in limits.iter() {
-            args.push(limit.quota().interval_micros());
-            args.push(limit.quota().capacity());
-        }
-        let namespace = limits.namespace();
-        let on_reload = || {
-            metrics::counter!(
-                "dynagate_limiter_script_reloads_total",
-                "namespace" => namespace.to_owned(),
-            )
-            .increment(1);
-            tracing::debug!(namespace, "NOSCRIPT: sending the rate-limit script again");
-        };
-        let call = run_script::<_, Vec<i64>>(
-            &self.inner.connection,
-            &SCRIPT,
-            &keys,
-            &args,
-            self.inner.deadline,
-            on_reload,
-        );
-        let outcome = call.await.and_then(|reply| {
-            parse_reply(&reply, limits.len()).ok_or_else(|| ScriptError::UnexpectedReply {
-                reply: format!("{reply:?}"),
-            })
-        });
-        match outcome {
-            Ok(verdict) => Ok(Decision::new(verdict, DecidedBy::Redis)),
-            Err(error) => {
-                count_error(limits, error.label());
-                Err(error)
-            }
-        }
-    }
-
-    async fn decide(&self, limits: &Limits, subject: &str, cost: u64) -> Decision {
-        let inner = &self.inner;
-        let subject_key = inner
-            .deny_cache
-            .as_ref()
-            .map(|_| limits.subject_key(&inner.prefix, subject));
-        if let (Some(cache), Some(key)) = (&inner.deny_cache, &subject_key)
-            && let Some(verdict) = cache.lookup(key, cost)
-        {
-            return Decision::new(verdict, DecidedBy::DenyCache);
-        }
-        let Some(attempt) = inner.breaker.attempt() else {
-            return self.on_failure(limits, subject, cost, "circuit_open");
-        };
-        match self.try_check(limits, subject, cost).await {
-            Ok(decision) => {
-                attempt.succeeded();
-                if let (Some(cache), Some(key)) = (&inner.deny_cache, &subject_key) {
-                    cache.remember(key, cost, &decision.verdict());
-                }
-                decision
-            }
-            Err(error) => {
-                let probe = attempt.is_probe();
-                attempt.failed();
-                tracing::debug!(
-                    namespace = limits.namespace(),
-                    probe,
-                    error = %error,
-                    "rate-limit call to Redis failed"
-                );
-                self.on_failure(limits, subject, cost, "error")
-            }
-        }
-    }
-
-    fn on_failure(
-        &self,
-        limits: &Limits,
-        subject: &str,
-        cost: u64,
-        reason: &'static str,
-    ) -> Decision {
-        let policy = self.inner.policy;
-        metrics::counter!(
-            "dynagate_limiter_fallbacks_total",
-            "namespace" => limits.namespace().to_owned(),
-            "policy" => policy.label(),
-            "reason" => reason,
-        )
-        .increment(1);
-        let wait = self.inner.breaker.settings().open_for();
-        let unknown = |outcome| Verdict {
-            outcome,
-            remaining: 0,
-            reset_after: Duration::ZERO,
-            limit: 0,
-        };
-        match policy {
-            FailurePolicy::FailOpen => {
-                Decision::new(unknown(Outcome::Allowed), DecidedBy::FailOpen)
-            }
-            FailurePolicy::FailClosed => Decision::new(
-                unknown(Outcome::Denied { retry_after: wait }),
-                DecidedBy::FailClosed,
-            ),
-            FailurePolicy::Fallback { instances } => {
-                let share = limits.shared_by(instances);
-                let decision = self.inner.fallback.check_now(&share, subject, cost);
-                let fits_whole = limits.iter().all(|l| cost <= l.quota().capacity());
-                if decision.outcome() == Outcome::Never && fits_whole {
-                    // Above this instance's share, not above the quota: Redis
-                    // may admit it once it is back.
-                    let mut verdict = decision.verdict();
-                    verdict.outcome = Outcome::Denied { retry_after: wait };
-                    return Decision::new(verdict, DecidedBy::Fallback);
-                }
-                decision
-            }
-        }
+        let verdicts = self.try_group(&[Check::new(limits, subject, cost)]).await?;
+        Ok(Decision::new(verdicts[0], DecidedBy::Redis))
     }
 }
 
 impl RateLimiter for RedisLimiter {
     fn check<'a>(&'a self, limits: &'a Limits, subject: &'a str, cost: u64) -> LimitFuture<'a> {
         Box::pin(async move {
-            let decision = self.decide(limits, subject, cost).await;
-            count_decision(limits, &decision);
-            decision
+            let checks = [Check::new(limits, subject, cost)];
+            let mut decisions = self.check_all(&checks).await;
+            decisions.each.remove(0)
+        })
+    }
+
+    fn check_all<'a>(&'a self, checks: &'a [Check<'a>]) -> CheckAllFuture<'a> {
+        Box::pin(async move {
+            let decisions = self.decide_all(checks).await;
+            for (check, decision) in checks.iter().zip(&decisions.each) {
+                if decision.decided_by() != DecidedBy::NotAsked {
+                    count_decision(check.limits, decision);
+                }
+            }
+            decisions
         })
     }
 
@@ -296,30 +202,6 @@ fn count_error(limits: &Limits, kind: &'static str) {
         "kind" => kind,
     )
     .increment(1);
-}
-
-/// `{outcome, remaining, retry_after_us, reset_after_us, limit (1-based), now_us}`.
-fn parse_reply(reply: &[i64], limits: usize) -> Option<Verdict> {
-    let &[outcome, remaining, retry_after, reset_after, limit, _now] = reply else {
-        return None;
-    };
-    let micros = |v: i64| u64::try_from(v).ok().map(Duration::from_micros);
-    let outcome = match outcome {
-        1 => Outcome::Allowed,
-        0 => Outcome::Denied {
-            retry_after: micros(retry_after)?,
-        },
-        -1 => Outcome::Never,
-        _ => return None,
-    };
-    let limit = usize::try_from(limit).ok()?.checked_sub(1)?;
-    (limit < limits).then_some(())?;
-    Some(Verdict {
-        outcome,
-        remaining: u64::try_from(remaining).ok()?,
-        reset_after: micros(reset_after)?,
-        limit,
-    })
 }
 
 /// Builds a [`RedisLimiter`], validating every setting.

@@ -2,7 +2,7 @@
 //! Redis cannot apply.
 
 use super::*;
-use crate::limiter::Quota;
+use crate::limiter::{Outcome, Quota};
 
 #[test]
 fn the_script_hash_is_the_sha1_of_its_text() {
@@ -117,5 +117,91 @@ async fn under_the_fallback_policy_a_settle_moves_the_fallback_buckets() {
         limiter.check(&limits, "ada", 0).await.remaining(),
         1,
         "the debit did too"
+    );
+}
+
+#[test]
+fn replies_of_several_checks_are_parsed_strictly() {
+    let one = Limits::single("a", "s", Quota::per_second(1).burst(1).unwrap()).unwrap();
+    let two = Limits::builder("b")
+        .limit("s", Quota::per_second(1).burst(1).unwrap())
+        .limit("d", Quota::per_day(1).burst(1).unwrap())
+        .build()
+        .unwrap();
+    let checks = [
+        Check::new(&one, "x", 1),
+        Check::new(&two, "y", 1).independent(),
+    ];
+    let reply = [1, 7, 1, 0, 0, 5, 1, 0, 3, 2, 9, 2];
+    let verdicts = call::parse_all_reply(&reply, &checks).unwrap();
+    assert_eq!(verdicts[0].outcome, Outcome::Allowed);
+    assert_eq!(
+        (verdicts[1].outcome, verdicts[1].limit),
+        (
+            Outcome::Denied {
+                retry_after: Duration::from_micros(2)
+            },
+            1
+        ),
+        "a denied shadow check leaves the request admitted"
+    );
+    let mut refused = reply;
+    refused[0] = 0;
+    assert!(
+        call::parse_all_reply(&refused, &checks).is_none(),
+        "an admission the verdicts do not imply"
+    );
+    assert!(
+        call::parse_all_reply(&reply[..7], &checks).is_none(),
+        "short"
+    );
+    let mut bad_limit = reply;
+    bad_limit[6] = 2;
+    assert!(
+        call::parse_all_reply(&bad_limit, &checks).is_none(),
+        "limit 2 of 1"
+    );
+}
+
+#[tokio::test]
+async fn check_all_under_a_dead_redis_gets_each_policys_answer_within_the_deadline() {
+    let deadline = Duration::from_millis(300);
+    let wide = Limits::single("wide", "day", Quota::per_day(2).burst(2).unwrap()).unwrap();
+    let narrow = Limits::single("narrow", "day", Quota::per_day(1).burst(1).unwrap()).unwrap();
+    let checks = [Check::new(&wide, "ada", 1), Check::new(&narrow, "ada", 1)];
+    let bound = deadline + Duration::from_secs(1);
+
+    let open = unreachable(FailurePolicy::FailOpen, deadline);
+    let d = tokio::time::timeout(bound, open.check_all(&checks))
+        .await
+        .unwrap();
+    assert!(d.admitted);
+    assert!(d.each.iter().all(|d| d.decided_by() == DecidedBy::FailOpen));
+
+    let closed = unreachable(FailurePolicy::FailClosed, deadline);
+    let d = tokio::time::timeout(bound, closed.check_all(&checks))
+        .await
+        .unwrap();
+    assert!(!d.admitted);
+    assert!(
+        d.each
+            .iter()
+            .all(|d| d.decided_by() == DecidedBy::FailClosed)
+    );
+
+    let fallback = unreachable(FailurePolicy::fallback(1).unwrap(), deadline);
+    let d = tokio::time::timeout(bound, fallback.check_all(&checks))
+        .await
+        .unwrap();
+    assert!(d.admitted, "{d:?}");
+    assert!(d.each.iter().all(|d| d.decided_by() == DecidedBy::Fallback));
+    let d = fallback.check_all(&checks).await;
+    assert!(!d.admitted, "the narrow bucket is spent");
+    assert!(d.each[0].allowed(), "the wide one held its token");
+    let look = fallback.check(&wide, "ada", 0).await;
+    assert_eq!(
+        (look.remaining(), look.decided_by()),
+        (1, DecidedBy::Fallback),
+        "all or nothing in the fallback: the refused request took nothing"
     );
 }
