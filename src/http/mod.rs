@@ -1,6 +1,7 @@
 //! Inbound rate limits for HTTP services (feature `axum`): a tower
 //! [`Layer`](tower::Layer) usable on any axum router, the client address
-//! behind trusted proxies, and the `RateLimit` / `Retry-After` headers.
+//! behind trusted proxies, the `RateLimit` / `Retry-After` headers, and
+//! errors as RFC 9457 problem details ([`Problem`]).
 //!
 //! ```no_run
 //! use std::net::SocketAddr;
@@ -29,6 +30,7 @@ mod conn_limits;
 mod headers;
 mod layer;
 mod lockout;
+mod problem;
 mod response;
 mod serve;
 mod service;
@@ -38,6 +40,7 @@ pub use self::auth::{AuthFuture, AuthUnavailable, Authenticate, Caller, Observed
 pub use self::charge::{CapacityCharge, Reserved};
 pub use self::client_ip::{Cidr, ForwardedHeader, TrustedProxies};
 pub use self::layer::{RateLimitConfig, RateLimitLayer, RateLimitLayerBuilder};
+pub use self::problem::{Problem, ProblemType};
 pub use self::response::error_response;
 pub use self::serve::{ServeConfig, serve};
 pub use self::service::RateLimit;
