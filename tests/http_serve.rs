@@ -255,8 +255,10 @@ async fn errors_hyper_answers_itself_have_the_json_shape() {
             "{answer}"
         );
         let (head, body) = answer.split_once("\r\n\r\n").expect("a head");
-        assert!(head.contains("application/json"), "{head}");
+        assert!(head.contains("application/problem+json"), "{head}");
         let json: serde_json::Value = serde_json::from_str(body).expect(body);
         assert_eq!(json["error"], code, "{body}");
+        assert_eq!(json["type"], "about:blank", "{body}");
+        assert_eq!(json["status"], status.parse::<u16>().unwrap(), "{body}");
     }
 }

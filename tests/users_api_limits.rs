@@ -98,11 +98,13 @@ async fn a_key_over_its_quota_gets_429_with_retry_after() {
         .parse()
         .unwrap();
     assert!(retry_after >= 1);
+    let rate_limit = denied.headers["ratelimit"].to_str().unwrap();
+    assert!(rate_limit.contains("r=0"));
+    // The problem names the policy the `RateLimit` field names.
+    let policy = &denied.json["violated-policies"][0];
     assert!(
-        denied.headers["ratelimit"]
-            .to_str()
-            .unwrap()
-            .contains("r=0")
+        rate_limit.starts_with(&format!("{policy};")),
+        "{rate_limit} vs {policy}"
     );
 }
 

@@ -42,8 +42,9 @@ fn refill_time(quota: &Quota, tokens: u64) -> Duration {
     Duration::from_micros(rounded.saturating_sub(tokens.saturating_sub(1)))
 }
 
-/// The policy's name in the fields: `<namespace>.<limit>`.
-fn policy_name(limits: &Limits, limit: &Limit) -> String {
+/// The policy's name in the fields (and in a problem's `violated-policies`):
+/// `<namespace>.<limit>`.
+pub(crate) fn policy_name(limits: &Limits, limit: &Limit) -> String {
     sanitize(&format!("{}.{}", limits.namespace(), limit.name()))
 }
 

@@ -1,6 +1,7 @@
 //! Inbound rate limits for HTTP services (feature `axum`): a tower
 //! [`Layer`](tower::Layer) usable on any axum router, the client address
-//! behind trusted proxies, and the `RateLimit` / `Retry-After` headers.
+//! behind trusted proxies, the `RateLimit` / `Retry-After` headers, and
+//! errors as RFC 9457 problem details ([`Problem`]).
 //!
 //! ```no_run
 //! use std::net::SocketAddr;
@@ -32,6 +33,7 @@ mod layer;
 mod lockout;
 mod penalty;
 mod policy;
+mod problem;
 mod response;
 mod serve;
 mod service;
@@ -46,6 +48,7 @@ pub use self::policy::{
     ChargeEntry, LimitEntry, PenaltyBoxEntry, Per, PerEntry, PeriodEntry, Policy, PolicyBuilder,
     PolicyEntry, PolicyFile, RouteMatch,
 };
+pub use self::problem::{Problem, ProblemType};
 pub use self::response::error_response;
 pub use self::serve::{ServeConfig, serve};
 pub use self::service::RateLimit;

@@ -8,8 +8,9 @@
 //! closed at once (and counted and logged); under them it gets hyper's HTTP/1
 //! server with a header-read timeout, an idle timeout on the socket, and a
 //! deadline on every request body; the errors hyper answers by itself (400,
-//! 414, 431) get the API's JSON error shape. Accept errors are logged; on running out
-//! of descriptors it pauses briefly instead of spinning.
+//! 414, 431) get the API's error shape (problem details). Accept errors are
+//! logged; on running out of descriptors it pauses briefly instead of
+//! spinning.
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -92,6 +92,25 @@ fn header<'a>(response: &'a Response<Body>, name: &str) -> Option<&'a str> {
     response.headers().get(name).map(|v| v.to_str().unwrap())
 }
 
+const QUOTA_EXCEEDED: &str = "https://iana.org/assignments/http-problem-types#quota-exceeded";
+
+/// The body of an error answer, checked to be a problem (RFC 9457) whose
+/// `status` is the answer's and whose `message` is its `detail`.
+async fn problem(response: Response<Body>) -> serde_json::Value {
+    assert_eq!(
+        header(&response, "content-type"),
+        Some("application/problem+json")
+    );
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["status"], status.as_u16(), "{body}");
+    assert_eq!(body["detail"], body["message"], "{body}");
+    body
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_valid_key_passes_with_its_own_limits_named() {
     let keys = Arc::new(Keys::default());
@@ -118,14 +137,31 @@ async fn a_locked_out_address_costs_no_lookup() {
     for n in 0..2 {
         let response = send(&app, "203.0.113.9:1", &[("x-api-key", &guess(n))]).await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let body = problem(response).await;
+        assert_eq!(body["type"], "about:blank");
+        assert_eq!(body["title"], "Unauthorized");
+        assert_eq!(body["error"], "invalid_api_key");
     }
     let response = send(&app, "203.0.113.9:1", &[("x-api-key", &guess(2))]).await;
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let body = problem(response).await;
+    assert_eq!(body["type"], QUOTA_EXCEEDED);
+    assert_eq!(
+        body["violated-policies"],
+        serde_json::json!(["auth.second"])
+    );
     assert_eq!(keys.lookups.load(Ordering::SeqCst), 3);
     for n in 3..60 {
         let response = send(&app, "203.0.113.9:1", &[("x-api-key", &guess(n))]).await;
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(header(&response, "retry-after"), Some("1"));
+        let body = problem(response).await;
+        assert_eq!(body["type"], QUOTA_EXCEEDED);
+        assert_eq!(body["error"], "rate_limited");
+        assert_eq!(
+            body["violated-policies"],
+            serde_json::json!(["auth.second"])
+        );
     }
     assert_eq!(
         keys.lookups.load(Ordering::SeqCst),
@@ -160,6 +196,11 @@ async fn the_ip_ceiling_refuses_before_any_lookup() {
         header(&response, "ratelimit"),
         Some("\"ip.second\";r=0;t=1")
     );
+    // The body names the policy the `RateLimit` field names.
+    let body = problem(response).await;
+    assert_eq!(body["type"], QUOTA_EXCEEDED);
+    assert_eq!(body["title"], "Quota Exceeded");
+    assert_eq!(body["violated-policies"], serde_json::json!(["ip.second"]));
     // The known key was checked from the cache with the ceiling in one call;
     // the unknown one was refused by the ceiling before its lookup.
     assert_eq!(keys.lookups.load(Ordering::SeqCst), 0);
@@ -234,11 +275,10 @@ async fn a_request_costing_more_than_the_burst_is_refused_as_such() {
     let response = send(&app, "203.0.113.9:1", &[("x-api-key", "good")]).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert_eq!(header(&response, "retry-after"), None);
-    let body = axum::body::to_bytes(response.into_body(), 4096)
-        .await
-        .unwrap();
-    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let body = problem(response).await;
     assert_eq!(body["error"], "cost_exceeds_quota");
+    assert_eq!(body["type"], QUOTA_EXCEEDED);
+    assert_eq!(body["violated-policies"], serde_json::json!(["key.second"]));
 
     let small = builder(&keys).key_limits(limits("key", 1)).cost(2, |_| 2);
     let error = small.build().unwrap_err().to_string();
@@ -262,6 +302,12 @@ async fn an_unavailable_key_store_is_a_503_and_exempt_paths_pass() {
     let response = send(&app, "203.0.113.9:1", &[("x-api-key", "good")]).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(header(&response, "retry-after"), Some("1"));
+    let body = problem(response).await;
+    assert_eq!(
+        body["type"],
+        "https://iana.org/assignments/http-problem-types#temporary-reduced-capacity"
+    );
+    assert_eq!(body["error"], "unavailable");
     let mut request = Request::get("/healthz").body(Body::empty()).unwrap();
     request
         .extensions_mut()
@@ -342,11 +388,13 @@ async fn a_suspended_key_is_403_with_the_reason_and_counts_as_a_failure() {
     let app = app(builder(&keys).build().unwrap());
     let response = send(&app, "203.0.113.9:1", &[("x-api-key", "suspended")]).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
-    let body = axum::body::to_bytes(response.into_body(), 4096)
-        .await
-        .unwrap();
-    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let body = problem(response).await;
     assert_eq!(body["error"], "suspended_api_key");
+    assert_eq!(
+        body["type"],
+        "https://iana.org/assignments/http-problem-types#abnormal-usage-detected"
+    );
+    assert_eq!(body["title"], "Abnormal Usage Detected");
     assert!(
         body["message"]
             .as_str()

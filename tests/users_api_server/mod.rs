@@ -281,13 +281,29 @@ pub fn user(id: &str) -> String {
         .to_string()
 }
 
+/// An error answer: RFC 9457 problem details with the API's `error` code,
+/// its `message` (the same text as `detail`) and a `type` that fits the
+/// status (the RateLimit draft's for 429 and 503, `about:blank` otherwise).
 pub fn assert_error(reply: &Reply, status: StatusCode, code: &str) {
-    assert_eq!(reply.status, status, "{:?}", reply.json);
-    assert_eq!(reply.json["error"], code, "{:?}", reply.json);
-    assert!(
-        reply.json["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty())
-    );
-    assert_eq!(reply.headers["content-type"], "application/json");
+    let json = &reply.json;
+    assert_eq!(reply.status, status, "{json:?}");
+    assert_eq!(json["error"], code, "{json:?}");
+    assert!(json["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert_eq!(json["detail"], json["message"], "{json:?}");
+    assert_eq!(json["status"], status.as_u16(), "{json:?}");
+    assert!(json["title"].as_str().is_some_and(|t| !t.is_empty()));
+    let problem_types = "https://iana.org/assignments/http-problem-types#";
+    let expected_type = match status {
+        StatusCode::TOO_MANY_REQUESTS => format!("{problem_types}quota-exceeded"),
+        StatusCode::SERVICE_UNAVAILABLE => format!("{problem_types}temporary-reduced-capacity"),
+        _ => "about:blank".to_owned(),
+    };
+    assert_eq!(json["type"], expected_type.as_str(), "{json:?}");
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        let policies = json["violated-policies"]
+            .as_array()
+            .expect("violated-policies");
+        assert!(!policies.is_empty(), "{json:?}");
+    }
+    assert_eq!(reply.headers["content-type"], "application/problem+json");
 }

@@ -1,13 +1,15 @@
 //! Every error of the users API becomes a response here, in one place: the
-//! client gets `{"error": code, "message": ...}` with the right status, and
-//! never internals (those go to the log).
+//! client gets RFC 9457 problem details (`application/problem+json`, see
+//! [`dynagate::http::Problem`]) with the right status, the `error` code and
+//! the `message` of the API's earlier shape among its members, and never
+//! internals (those go to the log).
 
 use std::time::Duration;
 
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use dynagate::http::error_response;
+use dynagate::http::{Problem, ProblemType, error_response};
 use dynagate::repository::RepositoryError;
 use http::StatusCode;
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
@@ -33,7 +35,9 @@ pub enum ApiError {
     IdempotencyKeyReused,
     /// 428: the request must carry `If-Match`.
     PreconditionRequired,
-    /// 503: DynamoDB is throttling or unreachable; retry after the delay.
+    /// 503, `temporary-reduced-capacity`: DynamoDB is throttling or
+    /// unreachable, or the capacity gate shed the request; retry after the
+    /// delay.
     Unavailable(Duration),
     /// 500: a server fault, logged with its details.
     Internal(String),
@@ -119,7 +123,11 @@ impl IntoResponse for ApiError {
                 )
             }
         };
-        let mut response = error_response(status, code, &message);
+        let mut problem = Problem::new(status, code, message);
+        if let ApiError::Unavailable(_) = self {
+            problem = problem.with_type(ProblemType::TemporaryReducedCapacity);
+        }
+        let mut response = problem.into_response();
         if let ApiError::Unavailable(wait) = self {
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             response
@@ -131,14 +139,15 @@ impl IntoResponse for ApiError {
 }
 
 /// Error responses that axum or tower produced as plain text (a body over
-/// the limit, a wrong method) become the API's JSON error shape.
+/// the limit, a wrong method) become the API's error shape; the API's own
+/// problems (and any JSON error body) pass as they are.
 pub(crate) async fn json_errors(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();
-    let is_json = response
-        .headers()
-        .get(CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let is_json = response.headers().get(CONTENT_TYPE).is_some_and(|v| {
+        let v = v.as_bytes();
+        v.starts_with(Problem::CONTENT_TYPE.as_bytes()) || v.starts_with(b"application/json")
+    });
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }
@@ -158,4 +167,64 @@ pub(crate) async fn json_errors(request: Request, next: Next) -> Response {
     parts.headers.remove(CONTENT_TYPE);
     parts.headers.extend(rebuilt.headers().clone());
     Response::from_parts(parts, rebuilt.into_body())
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+
+    use super::*;
+    use crate::model::ErrorBody;
+
+    async fn problem(error: ApiError) -> (Response, serde_json::Value) {
+        let response = error.into_response();
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, 4096).await.unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        // What is sent is what the OpenAPI document's `ErrorBody` describes:
+        // read into it and written back, nothing is lost or added.
+        let documented: ErrorBody = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&documented).unwrap(), json);
+        (Response::from_parts(parts, Body::empty()), json)
+    }
+
+    #[tokio::test]
+    async fn a_throttled_database_is_temporary_reduced_capacity_with_retry_after() {
+        let (response, body) = problem(ApiError::Unavailable(Duration::from_millis(1500))).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/problem+json");
+        assert_eq!(response.headers()[RETRY_AFTER], "2");
+        assert_eq!(
+            body["type"],
+            "https://iana.org/assignments/http-problem-types#temporary-reduced-capacity"
+        );
+        assert_eq!(body["title"], "Temporary Reduced Capacity");
+        assert_eq!(body["status"], 503);
+        assert_eq!(body["error"], "unavailable");
+        assert_eq!(body["detail"], body["message"]);
+    }
+
+    #[tokio::test]
+    async fn other_errors_are_about_blank_titled_by_their_status() {
+        let (response, body) = problem(ApiError::VersionMismatch { current: Some(3) }).await;
+        assert_eq!(response.status(), StatusCode::PRECONDITION_FAILED);
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/problem+json");
+        assert!(response.headers().get(RETRY_AFTER).is_none());
+        assert_eq!(body["type"], "about:blank");
+        assert_eq!(body["title"], "Precondition Failed");
+        assert_eq!(body["status"], 412);
+        assert_eq!(body["error"], "version_mismatch");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("If-Match: \"3\"")
+        );
+        assert_eq!(body["detail"], body["message"]);
+
+        // Internals stay in the log.
+        let (_, body) = problem(ApiError::Internal("socket closed by 10.0.0.7".into())).await;
+        assert_eq!(body["title"], "Internal Server Error");
+        assert!(!body.to_string().contains("10.0.0.7"));
+    }
 }

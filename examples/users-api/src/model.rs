@@ -61,13 +61,36 @@ pub struct User {
     pub version: u64,
 }
 
-/// The one error shape of the API.
-#[derive(Debug, Serialize, ToSchema)]
+/// The one error shape of the API: RFC 9457 problem details, sent as
+/// `application/problem+json`, with the API's earlier `error` and `message`
+/// kept as extension members (RFC 9457 section 3.2).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
+    /// The problem type: `about:blank`, or one of the IETF RateLimit draft's
+    /// (`https://iana.org/assignments/http-problem-types#quota-exceeded`,
+    /// `#temporary-reduced-capacity`, `#abnormal-usage-detected`).
+    #[serde(rename = "type")]
+    #[schema(example = "about:blank")]
+    pub problem_type: String,
+    /// The problem type's summary: the status's reason phrase for
+    /// `about:blank`.
+    pub title: String,
+    /// The HTTP status code of the answer.
+    pub status: u16,
+    /// What was wrong and what to do.
+    pub detail: String,
     /// A stable machine-readable code, e.g. `invalid_input`.
     pub error: String,
-    /// What was wrong and what to do.
+    /// The same text as `detail`.
     pub message: String,
+    /// With `quota-exceeded`: the policies that refused, named as in
+    /// `RateLimit-Policy` (`<namespace>.<limit>`).
+    #[serde(
+        rename = "violated-policies",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub violated_policies: Vec<String>,
 }
 
 pub const MAX_NAME_CHARS: usize = 100;
