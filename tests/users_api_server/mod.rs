@@ -294,6 +294,7 @@ pub fn assert_error(reply: &Reply, status: StatusCode, code: &str) {
     assert!(json["title"].as_str().is_some_and(|t| !t.is_empty()));
     let problem_types = "https://iana.org/assignments/http-problem-types#";
     let expected_type = match status {
+        _ if code == "suspended_api_key" => format!("{problem_types}abnormal-usage-detected"),
         StatusCode::TOO_MANY_REQUESTS => format!("{problem_types}quota-exceeded"),
         StatusCode::SERVICE_UNAVAILABLE => format!("{problem_types}temporary-reduced-capacity"),
         _ => "about:blank".to_owned(),

@@ -1,28 +1,5 @@
-//! Policies, shadow mode and the penalty box as a file states them: the
-//! serde form of the builders, for a service that reads its rate limits
-//! from configuration (the users API reads TOML from `RATE_LIMIT_CONFIG`).
-//!
-//! ```toml
-//! shadow = false                      # the whole layer only counts
-//!
-//! [penalty_box]
-//! denials = 20
-//! within_secs = 60
-//! hold_secs = 300
-//!
-//! [[policy]]
-//! name = "writes"                     # the buckets' namespace
-//! routes = ["POST /api/v1/users", "PUT /api/v1/users/{user_id}"]
-//! per = "caller"                      # or "address"
-//! cost = 1
-//! charge = "except-server-errors"     # or "always"
-//! shadow = false
-//! limits = [{ name = "minute", rate = 30, per = "minute", burst = 10 }]
-//! ```
-//!
-//! Every problem is refused with the key that holds it named
-//! (`policy[0].limits[0].burst: ...`), so a bad file stops the service at
-//! start, not under load.
+//! Policies, shadow mode and the penalty box as a file states them: see
+//! [`PolicyFile`].
 
 use std::time::Duration;
 
@@ -35,7 +12,31 @@ use crate::http::penalty::PenaltyBox;
 use crate::http::policy::{Per, Policy};
 use crate::limiter::{Limits, Quota};
 
-/// A rate-limit configuration file's content; see the [module](self) docs.
+/// Policies, shadow mode and the penalty box as a file states them: the
+/// serde form of the builders, for a service that reads its rate limits
+/// from configuration (the users API reads TOML from `RATE_LIMIT_CONFIG`).
+///
+/// ```toml
+/// shadow = false                      # the whole layer only counts
+///
+/// [penalty_box]
+/// denials = 20
+/// within_secs = 60
+/// hold_secs = 300
+///
+/// [[policy]]
+/// name = "writes"                     # the buckets' namespace
+/// routes = ["POST /api/v1/users", "PUT /api/v1/users/{user_id}"]
+/// per = "caller"                      # or "address"
+/// cost = 1
+/// charge = "except-server-errors"     # or "always"
+/// shadow = false
+/// limits = [{ name = "minute", rate = 30, per = "minute", burst = 10 }]
+/// ```
+///
+/// Every problem is refused with the key that holds it named
+/// (`policy[0].limits[0].burst: ...`), so a bad file stops the service at
+/// start, not under load.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyFile {
@@ -221,7 +222,7 @@ impl PolicyEntry {
         let limits = limits
             .build()
             .map_err(|e| at(&format!("{key}.name or .limits"), reason(&e)))?;
-        let mut policy = Policy::new(limits).cost(self.cost);
+        let mut policy = Policy::builder(limits).cost(self.cost);
         if self.routes.is_empty() {
             return Err(at(
                 &format!("{key}.routes"),

@@ -1,20 +1,5 @@
-//! Rate-limit policies per route, per group of routes and per method, the
-//! way Flask-Limiter's `@limiter.limit`, `shared_limit`, `exempt_when` and
-//! `deduct_when` and Envoy's per-route descriptors let a team state them.
-//!
-//! A [`Policy`] is a set of [`Limits`] (its namespace names the policy and
-//! its buckets) applied to the requests whose **matched route** (axum's
-//! route pattern, e.g. `/api/v1/users/{user_id}`, never the raw path: one
-//! bucket per route, not one per user id) and method it lists. Listing
-//! several routes makes them share the policy's buckets: a group. Every
-//! policy has its own cost per request, its own exemption, its own rule for
-//! which outcomes are charged (a request refused by the service's own fault
-//! is refunded, say, and a 404 is still charged, so that probing for ids
-//! costs), and can run in shadow mode: decided and counted, never enforced.
-//!
-//! Policies come on top of the layer's defaults (the key's limits, the
-//! per-address ceiling, the anonymous limits), and are checked in the same
-//! call to the limiter as them.
+//! Rate-limit policies per route, per group of routes and per method: see
+//! [`Policy`].
 
 use std::fmt;
 use std::sync::Arc;
@@ -52,7 +37,23 @@ impl RouteMatch {
     }
 }
 
-/// A rate-limit policy for some routes; see the [module](self) docs.
+/// A rate-limit policy per route, per group of routes and per method, the
+/// way Flask-Limiter's `@limiter.limit`, `shared_limit`, `exempt_when` and
+/// `deduct_when` and Envoy's per-route descriptors let a team state them.
+///
+/// A [`Policy`] is a set of [`Limits`] (its namespace names the policy and
+/// its buckets) applied to the requests whose **matched route** (axum's
+/// route pattern, e.g. `/api/v1/users/{user_id}`, never the raw path: one
+/// bucket per route, not one per user id) and method it lists. Listing
+/// several routes makes them share the policy's buckets: a group. Every
+/// policy has its own cost per request, its own exemption, its own rule for
+/// which outcomes are charged (a request refused by the service's own fault
+/// is refunded, say, and a 404 is still charged, so that probing for ids
+/// costs), and can run in shadow mode: decided and counted, never enforced.
+///
+/// Policies come on top of the layer's defaults (the key's limits, the
+/// per-address ceiling, the anonymous limits), and are checked in the same
+/// call to the limiter as them.
 #[derive(Clone)]
 pub struct Policy {
     pub(crate) limits: Arc<Limits>,
@@ -79,7 +80,7 @@ impl fmt::Debug for Policy {
 impl Policy {
     /// A policy with `limits` (its namespace is the policy's name); add the
     /// routes it covers next.
-    pub fn new(limits: Limits) -> PolicyBuilder {
+    pub fn builder(limits: Limits) -> PolicyBuilder {
         PolicyBuilder {
             policy: Policy {
                 limits: Arc::new(limits),

@@ -20,7 +20,7 @@ fn parts(method: Method) -> Parts {
 
 #[test]
 fn a_policy_matches_its_routes_and_methods_by_pattern() {
-    let policy = Policy::new(limits())
+    let policy = Policy::builder(limits())
         .route(Method::PUT, "/api/v1/users/{user_id}")
         .route(Method::POST, "/api/v1/users")
         .build()
@@ -34,7 +34,7 @@ fn a_policy_matches_its_routes_and_methods_by_pattern() {
 
 #[test]
 fn exemptions_and_charged_outcomes() {
-    let policy = Policy::new(limits())
+    let policy = Policy::builder(limits())
         .any_method("/x")
         .exempt_when(|p| p.method == Method::HEAD)
         .charge_when(|s| !s.is_server_error())
@@ -48,12 +48,12 @@ fn exemptions_and_charged_outcomes() {
 
 #[test]
 fn a_policy_without_routes_or_with_a_cost_it_cannot_hold_is_refused() {
-    let error = Policy::new(limits()).build().unwrap_err();
+    let error = Policy::builder(limits()).build().unwrap_err();
     assert!(
         error.to_string().contains("`writes` covers no route"),
         "{error}"
     );
-    let error = Policy::new(limits())
+    let error = Policy::builder(limits())
         .any_method("/x")
         .cost(4)
         .build()
@@ -158,7 +158,7 @@ mod layer {
 
     #[tokio::test(start_paused = true)]
     async fn a_route_policy_limits_its_route_across_ids_and_leaves_others_alone() {
-        let writes = Policy::new(per_second("writes", 2))
+        let writes = Policy::builder(per_second("writes", 2))
             .route(Method::PUT, "/users/{id}")
             .build()
             .unwrap();
@@ -176,7 +176,7 @@ mod layer {
 
     #[tokio::test(start_paused = true)]
     async fn a_group_shares_one_bucket_and_each_policy_has_its_own_cost() {
-        let group = Policy::new(per_second("writes", 4))
+        let group = Policy::builder(per_second("writes", 4))
             .route(Method::POST, "/users")
             .route(Method::PUT, "/users/{id}")
             .cost(2)
@@ -190,12 +190,12 @@ mod layer {
 
     #[tokio::test(start_paused = true)]
     async fn exempt_requests_and_uncharged_outcomes_cost_nothing() {
-        let reads = Policy::new(per_second("reads", 2))
+        let reads = Policy::builder(per_second("reads", 2))
             .route(Method::GET, "/boom")
             .charge_when(|status| !status.is_server_error())
             .build()
             .unwrap();
-        let exempt = Policy::new(per_second("puts", 1))
+        let exempt = Policy::builder(per_second("puts", 1))
             .route(Method::PUT, "/users/{id}")
             .exempt_when(|parts| parts.uri.path().ends_with("/internal"))
             .build()
@@ -216,7 +216,7 @@ mod layer {
 
     #[tokio::test(start_paused = true)]
     async fn a_shadow_policy_and_a_shadow_layer_deny_nothing() {
-        let shadow = Policy::new(per_second("writes", 1))
+        let shadow = Policy::builder(per_second("writes", 1))
             .route(Method::PUT, "/users/{id}")
             .shadow()
             .build()
