@@ -200,3 +200,87 @@ limits = [{ name = "minute", rate = 1000, per = "minute" }]
          request in one call each"
     );
 }
+
+#[tokio::test]
+async fn the_services_own_failures_are_refunded_and_a_policy_per_address_spans_keys() {
+    let proxy = common::fault_proxy(Vec::new(), 11).await;
+    let path = config_file(
+        "refund",
+        r#"
+[[policy]]
+name = "refunded-writes"
+routes = ["POST /api/v1/users"]
+charge = "except-server-errors"
+cost = 2
+limits = [{ name = "minute", rate = 1, per = "minute", burst = 2 }]
+
+[[policy]]
+name = "lookups-per-address"
+routes = ["GET /api/v1/users/{user_id}"]
+per = "address"
+limits = [{ name = "minute", rate = 1, per = "minute", burst = 3 }]
+"#,
+    );
+    let api = Api::start_configured(Some(proxy.url()), (100, 100), move |config| {
+        config.rate_limit_config = Some(path);
+    })
+    .await;
+    // DynamoDB throttles every write for good: 503s, each refunded, so the
+    // bucket (one write of cost 2) is still full afterwards.
+    proxy.set_rules(
+        dynagate_fault_proxy::RuleSet::new(vec![
+            dynagate_fault_proxy::Rule::new(api.users.name(), "PutItem").with_error(
+                dynagate_fault_proxy::ErrorKind::ProvisionedThroughputExceeded,
+                1.0,
+            ),
+        ])
+        .unwrap(),
+    );
+    for _ in 0..3 {
+        let reply = api
+            .call(Method::POST, "/api/v1/users", &[], &user("r"))
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{:?}",
+            reply.json
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await; // the refund is spawned
+    }
+    proxy.set_rules(dynagate_fault_proxy::RuleSet::new(Vec::new()).unwrap());
+    let created = api
+        .call(Method::POST, "/api/v1/users", &[], &user("r"))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.json);
+    let second = api
+        .call(Method::POST, "/api/v1/users", &[], &user("s"))
+        .await;
+    assert_eq!(
+        second.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a success is charged"
+    );
+
+    // Per address: three lookups from this address, whichever key, then 429.
+    let other_key = api.issue_key("other").await;
+    for key in [api.key.as_str(), other_key.as_str(), api.key.as_str()] {
+        let reply = api
+            .send(Method::GET, "/api/v1/users/r", &[("x-api-key", key)], "")
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json);
+    }
+    let fourth = api
+        .send(
+            Method::GET,
+            "/api/v1/users/r",
+            &[("x-api-key", &other_key)],
+            "",
+        )
+        .await;
+    assert_eq!(fourth.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        fourth.json["violated-policies"],
+        serde_json::json!(["lookups-per-address.minute"])
+    );
+}
