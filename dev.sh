@@ -56,6 +56,9 @@ run_benches() {
   cargo bench --bench list_charge
   cargo bench --bench limiter
   benches/compare/users_api_wrk.sh
+  # The comparisons with the Flask stack, Python `limits`, redis-benchmark
+  # and the plain SDK; it also runs benches/overhead.rs.
+  benches/compare/compare.sh
 }
 
 run_example() {
