@@ -36,7 +36,8 @@ WARMUP="${WRK_WARMUP_SECONDS:-2}"
 CONNECTIONS="${WRK_CONNECTIONS:-32}"
 THREADS="${WRK_THREADS:-2}"
 GOAL_PERCENT=15
-RESULT="$REPO_ROOT/benches/results/users_api_wrk.md"
+# BENCH_RESULTS_DIR puts the result file elsewhere, as for the Rust benches.
+RESULT="${BENCH_RESULTS_DIR:-$REPO_ROOT/benches/results}/users_api_wrk.md"
 STARTED="$(date -u '+%Y-%m-%d %H:%M:%S')"
 LOAD_AT_START="$(load_average)"
 
@@ -258,5 +259,7 @@ say "$(awk -v on="$svc_on" -v off="$svc_off" -v rds="$(median on rds)" -v ddb="$
   echo "Output, as printed:"
   echo
   cat "$BODY"
-} >"$RESULT"
+} >"$RUN_DIR/result.md"
+mkdir -p "$(dirname "$RESULT")"
+mv "$RUN_DIR/result.md" "$RESULT"
 log "results written to $RESULT"
