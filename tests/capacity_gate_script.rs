@@ -17,8 +17,9 @@ async fn script(redis: &mut ConnectionManager, keys: &[&str], args: &[&str]) -> 
     call.query_async(redis).await.expect("script answers")
 }
 
-/// max 10/s, floor 1/s, +1/s per second, 1 s burst, key bounds 10 and 1.
-const COMMON: [&str; 6] = ["10", "1", "1", "1000000", "10", "1"];
+/// max 10/s, floor 1/s, +1/s per second, 1 s burst, key bounds 10 and 1;
+/// no shedding (a 1000 s target), a 100 ms interval.
+const COMMON: [&str; 8] = ["10", "1", "1", "1000000", "10", "1", "1000000000", "100000"];
 
 fn args<'a>(command: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
     let mut all = vec![command];

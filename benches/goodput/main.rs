@@ -24,7 +24,10 @@
 //! percent more from the bank that is full at start). What a client does with
 //! the half of the load that cannot fit decides how far below the ceiling it
 //! lands and at what cost: attempts per success and throttled requests (both
-//! as the proxy counted them), give-ups by reason, latency.
+//! as the proxy counted them), give-ups by reason, latency. Latency is given
+//! twice: of the successful writes, and as time to outcome over all writes
+//! (a give-up that answers at once is a fast outcome for its caller; one
+//! that comes after a long wait is not).
 //!
 //! # Variants
 //!

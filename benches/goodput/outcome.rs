@@ -31,6 +31,9 @@ pub(crate) struct Outcome {
     pub(crate) give_ups: BTreeMap<String, u64>,
     /// Of the successful writes, sorted.
     pub(crate) latencies_ms: Vec<f64>,
+    /// Time to outcome of every write that finished (successes and
+    /// give-ups), sorted: a refusal that comes back at once counts as fast.
+    pub(crate) outcomes_ms: Vec<f64>,
     pub(crate) wall_seconds: f64,
     pub(crate) capacity_seconds: f64,
     pub(crate) attempts: u64,
@@ -56,12 +59,22 @@ impl Outcome {
         self.give_ups.values().sum()
     }
 
+    /// Of the successful writes' latencies.
     pub(crate) fn percentile_ms(&self, p: f64) -> f64 {
-        let sorted = &self.latencies_ms;
-        if sorted.is_empty() {
-            return 0.0;
-        }
-        let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-        sorted[rank.clamp(1, sorted.len()) - 1]
+        nearest_rank(&self.latencies_ms, p)
     }
+
+    /// Of every finished write's time to outcome.
+    pub(crate) fn outcome_percentile_ms(&self, p: f64) -> f64 {
+        nearest_rank(&self.outcomes_ms, p)
+    }
+}
+
+/// The nearest-rank percentile of sorted values (0 when there are none).
+fn nearest_rank(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
 }

@@ -6,16 +6,16 @@ use crate::outcome::Outcome;
 pub(crate) fn print_totals(results: &mut Results, outcomes: &[Outcome]) {
     say!(
         results,
-        "| variant | goodput | successful writes/s | succeeded / offered | attempts / success | throttled | give-ups | p50 | p99 | wall | give-up reasons |"
+        "| variant | goodput | successful writes/s | succeeded / offered | attempts / success | throttled | give-ups | p50 success | p99 success | p50 all | p99 all | wall | give-up reasons |"
     );
     say!(
         results,
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     );
     for o in outcomes {
         say!(
             results,
-            "| {} | {:.1} % | {:.1} | {} / {} | {:.2} | {} | {} | {:.0} ms | {:.0} ms | {:.1} s | {} |",
+            "| {} | {:.1} % | {:.1} | {} / {} | {:.2} | {} | {} | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.1} s | {} |",
             o.variant.name(),
             100.0 * o.goodput(),
             o.writes_per_second(),
@@ -26,6 +26,8 @@ pub(crate) fn print_totals(results: &mut Results, outcomes: &[Outcome]) {
             o.give_ups(),
             o.percentile_ms(50.0),
             o.percentile_ms(99.0),
+            o.outcome_percentile_ms(50.0),
+            o.outcome_percentile_ms(99.0),
             o.wall_seconds,
             o.give_ups
                 .iter()

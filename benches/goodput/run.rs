@@ -147,19 +147,23 @@ impl Run<'_> {
         let wall_seconds = (wall_ms as f64 / 1000.0).max(1.0);
         let mut give_ups = BTreeMap::new();
         let mut latencies_ms = Vec::new();
+        let mut outcomes_ms = Vec::new();
         for report in &reports {
             for (reason, n) in &report.give_ups {
                 *give_ups.entry(reason.clone()).or_default() += n;
             }
             latencies_ms.extend(&report.latencies_ms);
+            outcomes_ms.extend(&report.outcomes_ms);
         }
         latencies_ms.sort_by(f64::total_cmp);
+        outcomes_ms.sort_by(f64::total_cmp);
         Outcome {
             variant: self.variant,
             offered: reports.iter().map(|r| r.offered).sum(),
             succeeded: reports.iter().map(|r| r.succeeded).sum(),
             give_ups,
             latencies_ms,
+            outcomes_ms,
             wall_seconds,
             capacity_seconds: self.bench.capacity_seconds(self.scenario, wall_seconds),
             attempts: stats.requests,

@@ -91,6 +91,9 @@ pub(crate) struct WorkerReport {
     pub(crate) give_ups: BTreeMap<String, u64>,
     /// Of the successful writes, from their scheduled start.
     pub(crate) latencies_ms: Vec<f64>,
+    /// Of every write that finished (succeeded or gave up), from its
+    /// scheduled start to its outcome: what a caller waits for an answer.
+    pub(crate) outcomes_ms: Vec<f64>,
     pub(crate) last_completion_unix_ms: u64,
     /// How late the worker was ready for the common start (0: in time).
     pub(crate) late_ms: u64,
@@ -154,6 +157,7 @@ impl WorkerReport {
         while let Ok(Some(joined)) = tokio::time::timeout_at(limit, writes.join_next()).await {
             let (outcome, latency, finished_unix_ms) = joined.expect("write task");
             self.last_completion_unix_ms = self.last_completion_unix_ms.max(finished_unix_ms);
+            self.outcomes_ms.push(latency.as_secs_f64() * 1000.0);
             match outcome {
                 Ok(()) => {
                     self.succeeded += 1;

@@ -23,6 +23,14 @@ fn partition_limit(direction: Direction) -> f64 {
     }
 }
 
+/// How the gate treats a standing queue: CoDel's target and interval
+/// (see [`CapacityGateBuilder::queue_target`](crate::capacity::CapacityGateBuilder::queue_target)).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Queue {
+    pub(crate) target: Duration,
+    pub(crate) interval: Duration,
+}
+
 /// One bucket: its Redis key and the script arguments that describe it,
 /// formatted once.
 #[derive(Debug)]
@@ -33,9 +41,9 @@ pub(crate) struct Bucket {
     /// `<prefix>:{<target>:<direction>}`: one hash tag per bucket, so a
     /// table's bucket and its hot keys' live in one cluster slot.
     pub(crate) key: String,
-    /// `ARGV[2..7]` of every command: the bucket's bounds, increase, burst
-    /// and a hot key's bounds.
-    bounds: [String; 6],
+    /// `ARGV[2..9]` of every command: the bucket's bounds, increase, burst,
+    /// a hot key's bounds, and the queue's target wait and interval.
+    bounds: [String; 8],
 }
 
 impl Bucket {
@@ -46,6 +54,7 @@ impl Bucket {
         capacity: f64,
         burst: Duration,
         adaptive: Adaptive,
+        queue: Queue,
     ) -> Bucket {
         let key_max = partition_limit(direction).min(capacity);
         Bucket {
@@ -60,6 +69,8 @@ impl Bucket {
                 key_max.to_string(),
                 // A hot key may be cut down to one unit a second.
                 1.0f64.min(key_max).to_string(),
+                queue.target.as_micros().to_string(),
+                queue.interval.as_micros().to_string(),
             ],
         }
     }

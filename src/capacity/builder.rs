@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::breaker::{BreakerSettings, CircuitBreaker};
-use crate::capacity::bucket::{Bucket, units_of};
+use crate::capacity::bucket::{Bucket, Queue, units_of};
 use crate::capacity::gate::GateParts;
 use crate::capacity::{Adaptive, CapacityGate, TableCapacity};
 use crate::error::ConfigError;
@@ -20,6 +20,7 @@ pub struct CapacityGateBuilder {
     tables: Vec<TableCapacity>,
     burst: Duration,
     max_wait: Duration,
+    queue: Queue,
     adaptive: Adaptive,
     redis_deadline: Duration,
     breaker: Option<BreakerSettings>,
@@ -33,6 +34,10 @@ impl CapacityGateBuilder {
             tables: Vec::new(),
             burst: Duration::from_millis(500),
             max_wait: Duration::from_secs(1),
+            queue: Queue {
+                target: Duration::from_millis(10),
+                interval: Duration::from_millis(100),
+            },
             adaptive: Adaptive::default(),
             redis_deadline: Duration::from_millis(50),
             breaker: None,
@@ -74,13 +79,44 @@ impl CapacityGateBuilder {
     }
 
     /// The longest a call waits for its turn (default 1 s), however long its
-    /// deadline: a longer wait is refused at once as over capacity. A short
-    /// queue keeps latency bounded under overload (shedding the excess
-    /// early, with a `retry_after`, instead of queueing it until its
-    /// deadline) and lets a cut rate take effect quickly: calls queued at the
-    /// old rate go out at the old pace.
+    /// deadline: a longer wait is refused at once as over capacity. This
+    /// bounds a burst's queue; a standing queue is kept to
+    /// [`queue_target`](CapacityGateBuilder::queue_target). A short queue
+    /// lets a cut rate take effect quickly: calls queued at the old rate go
+    /// out at the old pace.
     pub fn max_wait(mut self, max_wait: Duration) -> Self {
         self.max_wait = max_wait;
+        self
+    }
+
+    /// The wait a standing queue is kept within (default 10 ms): CoDel's
+    /// target (RFC 8289, "Controlled Delay Active Queue Management").
+    ///
+    /// A burst may queue up to [`max_wait`](CapacityGateBuilder::max_wait).
+    /// Once the fleet's waits have stayed above the target for a
+    /// [`queue_interval`](CapacityGateBuilder::queue_interval), the queue is
+    /// standing (the load is above the capacity, not a burst): from then a
+    /// call whose wait would be above the target is refused at once as over
+    /// capacity, with its `retry_after`, and the calls admitted wait at most
+    /// the target while the table stays busy. Queueing longer would add
+    /// latency without adding goodput. The queue stops standing after an
+    /// interval with no wait above the target. The state is in the bucket's
+    /// Redis hash, so every instance agrees; a hot key's bucket counts (a
+    /// call's wait is the longer of its table's and its key's).
+    ///
+    /// A target at or above `max_wait` turns shedding off.
+    pub fn queue_target(mut self, target: Duration) -> Self {
+        self.queue.target = target;
+        self
+    }
+
+    /// How long the waits stay above the
+    /// [`queue_target`](CapacityGateBuilder::queue_target) before the queue
+    /// counts as standing, and how long without a wait above it ends that
+    /// (default 100 ms): CoDel's interval (RFC 8289). About the time a burst
+    /// takes to drain; zero sheds every wait above the target at once.
+    pub fn queue_interval(mut self, interval: Duration) -> Self {
+        self.queue.interval = interval;
         self
     }
 
@@ -139,6 +175,7 @@ impl CapacityGateBuilder {
                         units_of(direction, throughput),
                         self.burst,
                         self.adaptive,
+                        self.queue,
                     ))
                 };
                 let buckets = [bucket(Direction::Read), bucket(Direction::Write)];

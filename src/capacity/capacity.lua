@@ -1,8 +1,9 @@
--- dynagate capacity gate, v1: a fleet-wide pacing bucket with an adaptive
--- (AIMD) rate, the Redis side of src/capacity/gate.rs.
+-- dynagate capacity gate, v2: a fleet-wide pacing bucket with an adaptive
+-- (AIMD) rate and CoDel-style shedding of a standing queue, the Redis side
+-- of src/capacity/gate.rs.
 --
 -- KEYS[1]  the bucket of a table (or index) and direction: a hash
---          {tat, rate, at, epoch}
+--          {tat, rate, at, epoch, above, last}
 -- KEYS[2]  optional, same hash tag: the bucket of one partition key value,
 --          present only after that key was throttled on its own (hot key)
 --
@@ -13,22 +14,34 @@
 --         epoch  how many times it was cut: a throttle cuts the rate only if
 --                the throttled call was admitted in the current epoch, so the
 --                in-flight calls of a whole fleet cut it once, not N times
+--         above  (KEYS[1] only) when the current spell of waits above the
+--                target began (us): CoDel's first_above_time (RFC 8289)
+--         last   (KEYS[1] only) the last time a wait was above the target;
+--                the spell ends once none was for an interval
 --
--- ARGV[1] the command; ARGV[2..7] for every command (rates in units/s):
+-- ARGV[1] the command; ARGV[2..9] for every command (rates in units/s):
 --   max_rate, min_rate (the table bucket's bounds), increase (units/s gained
---   per second), burst_us, key_max_rate, key_min_rate (a key bucket's bounds)
+--   per second), burst_us, key_max_rate, key_min_rate (a key bucket's bounds),
+--   target_us, interval_us (the queue's target wait and CoDel interval)
 --
--- reserve  ARGV[8] units, ARGV[9] max_wait_us
---   Takes `units` from every bucket. The caller may go at now + wait; when
---   wait > max_wait nothing is written (the caller is over capacity).
---   -> {admitted 1|0, wait_us, rate_milli, epoch, key_epoch (-1: no key bucket)}
--- adjust   ARGV[8] delta_milli (consumed - reserved, in thousandths of a unit)
+-- reserve  ARGV[10] units, ARGV[11] max_wait_us
+--   Takes `units` from every bucket. The caller may go at now + wait. When
+--   wait > target, a spell starts (or goes on); once it has lasted an
+--   interval the queue is standing and a wait above the target is refused
+--   (shed) at once. A wait within the target is admitted; it ends a spell
+--   that has not stood yet, while a standing one ends only after an interval
+--   without a wait above the target. A refusal (shed, or wait > max_wait)
+--   reserves nothing; it writes only the spell.
+--   -> {admitted 1|0, wait_us, rate_milli, epoch, key_epoch (-1: no key
+--       bucket), standing 1|0}
+-- adjust   ARGV[10] delta_milli (consumed - reserved, in thousandths of a unit)
 --   Charges more (positive) or gives back (negative) on every bucket.
 --   -> {rate_milli}
--- throttle ARGV[8] epoch seen, ARGV[9] decrease (0..1),
---          ARGV[10] scope: "table" cuts KEYS[1], "key" cuts (creates) KEYS[2]
+-- throttle ARGV[10] epoch seen, ARGV[11] decrease (0..1),
+--          ARGV[12] scope: "table" cuts KEYS[1], "key" cuts (creates) KEYS[2]
 --   -> {cut 1|0, rate_milli of the bucket in scope}
--- state    -> {rate_milli, epoch, backlog_us (until every reservation is paid)}
+-- state    -> {rate_milli, epoch, backlog_us (until every reservation is
+--              paid), standing 1|0}
 --
 -- Lua numbers are doubles. Redis turns a reply number into an integer by
 -- truncating it, so the script rounds first: rates down (milli), waits and
@@ -45,10 +58,12 @@ local increase = tonumber(ARGV[4])
 local burst_us = tonumber(ARGV[5])
 local key_max = tonumber(ARGV[6])
 local key_min = tonumber(ARGV[7])
+local target = tonumber(ARGV[8])
+local interval = tonumber(ARGV[9])
 
 -- The bucket's state now: its rate climbed back since its last cut.
 local function load(key, ceiling, floor)
-  local v = redis.call('HMGET', key, 'tat', 'rate', 'at', 'epoch')
+  local v = redis.call('HMGET', key, 'tat', 'rate', 'at', 'epoch', 'above', 'last')
   local exists = v[2] ~= false
   local rate = tonumber(v[2]) or ceiling
   local at = tonumber(v[3]) or now
@@ -67,11 +82,24 @@ local function load(key, ceiling, floor)
     tat = now
   end
   return {exists = exists, tat = tat, rate = rate, epoch = tonumber(v[4]) or 0,
-          ceiling = ceiling, floor = floor}
+          ceiling = ceiling, floor = floor, above = tonumber(v[5]),
+          last = tonumber(v[6])}
 end
 
--- Keeps a bucket while it matters: until it has paid for its reservations
--- and its rate is back at the ceiling. A bucket that expired is a fresh one.
+-- A spell of waits above the target goes on until no wait was above it for
+-- an interval.
+local function live(b)
+  return b.last ~= nil and now - b.last < interval
+end
+
+-- The queue stands: its waits have been above the target for an interval.
+local function standing(b)
+  return live(b) and now - b.above >= interval
+end
+
+-- Keeps a bucket while it matters: until it has paid for its reservations,
+-- its rate is back at the ceiling and its spell is over. A bucket that
+-- expired is a fresh one.
 local function store(key, b, fields)
   redis.call('HSET', key, unpack(fields))
   local paid = b.tat - now + burst_us
@@ -79,7 +107,11 @@ local function store(key, b, fields)
   if b.rate < b.ceiling and increase > 0 then
     recovered = (b.ceiling - b.rate) / increase * 1000000
   end
-  local keep = math.max(paid, recovered) / 1000 + 1000
+  local spell = 0
+  if b.last ~= nil then
+    spell = b.last + interval - now
+  end
+  local keep = math.max(paid, recovered, spell) / 1000 + 1000
   redis.call('PEXPIRE', key, string.format('%.0f', math.ceil(keep)))
 end
 
@@ -93,12 +125,16 @@ end
 
 if command == 'state' then
   local b = load(KEYS[1], max_rate, min_rate)
-  return {milli(b.rate), b.epoch, math.ceil(b.tat - now)}
+  local stands = 0
+  if standing(b) then
+    stands = 1
+  end
+  return {milli(b.rate), b.epoch, math.ceil(b.tat - now), stands}
 end
 
 if command == 'reserve' then
-  local units = tonumber(ARGV[8])
-  local max_wait = tonumber(ARGV[9])
+  local units = tonumber(ARGV[10])
+  local max_wait = tonumber(ARGV[11])
   local buckets = {load(KEYS[1], max_rate, min_rate)}
   local key_epoch = -1
   if KEYS[2] then
@@ -119,19 +155,59 @@ if command == 'reserve' then
       wait = w
     end
   end
-  local table_bucket = buckets[1]
-  if wait > max_wait then
-    return {0, math.ceil(wait), milli(table_bucket.rate), table_bucket.epoch, key_epoch}
+  local t = buckets[1]
+  local admitted, stands
+  -- What to write on the table bucket besides tat: the spell, or its end.
+  local spell = nil
+  local ended = false
+  if wait > target then
+    if not live(t) then
+      t.above = now
+    end
+    t.last = now
+    spell = {'above', fmt(t.above), 'last', fmt(t.last)}
+    stands = now - t.above >= interval
+    admitted = not stands and wait <= max_wait
+  else
+    stands = standing(t)
+    admitted = wait <= max_wait
+    -- Within the target before the queue stood: a burst, not a standing
+    -- queue. A standing queue ends only when its spell does.
+    ended = admitted and not stands and t.above ~= nil
   end
-  for i, b in ipairs(buckets) do
-    b.tat = b.new_tat
-    store(KEYS[i], b, {'tat', fmt(b.tat)})
+  if admitted then
+    for i, b in ipairs(buckets) do
+      b.tat = b.new_tat
+    end
   end
-  return {1, math.ceil(wait), milli(table_bucket.rate), table_bucket.epoch, key_epoch}
+  if ended then
+    redis.call('HDEL', KEYS[1], 'above', 'last')
+    t.last = nil
+  end
+  if admitted or spell then
+    local fields = {'tat', fmt(t.tat)}
+    if spell then
+      for _, f in ipairs(spell) do
+        fields[#fields + 1] = f
+      end
+    end
+    store(KEYS[1], t, fields)
+  end
+  if admitted and buckets[2] then
+    store(KEYS[2], buckets[2], {'tat', fmt(buckets[2].tat)})
+  end
+  local a, s = 0, 0
+  if admitted then
+    a = 1
+  end
+  if stands then
+    s = 1
+  end
+  return {a, math.ceil(wait), milli(t.rate), t.epoch, key_epoch, s}
 end
 
 if command == 'adjust' then
-  local delta = tonumber(ARGV[8]) / 1000
+  local delta = tonumber(ARGV[10]) / 1000
   local result = 0
   for i = 1, #KEYS do
     local b
@@ -155,9 +231,9 @@ if command == 'adjust' then
 end
 
 if command == 'throttle' then
-  local seen = tonumber(ARGV[8])
-  local decrease = tonumber(ARGV[9])
-  local scope = ARGV[10]
+  local seen = tonumber(ARGV[10])
+  local decrease = tonumber(ARGV[11])
+  local scope = ARGV[12]
   local key, b
   if scope == 'key' then
     key = KEYS[2]

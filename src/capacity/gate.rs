@@ -81,7 +81,7 @@ impl CapacityGate {
         let reply = self
             .script(std::slice::from_ref(&bucket.key), &bucket.args("state", []))
             .await?;
-        let [rate_milli, cuts, backlog_us] = reply[..] else {
+        let [rate_milli, cuts, backlog_us, standing] = reply[..] else {
             return Err(ScriptError::UnexpectedReply {
                 reply: format!("{reply:?}"),
             });
@@ -90,6 +90,7 @@ impl CapacityGate {
             rate: rate_milli as f64 / 1000.0,
             cuts: u64::try_from(cuts).unwrap_or(0),
             backlog: Duration::from_micros(u64::try_from(backlog_us).unwrap_or(0)),
+            standing: standing == 1,
         }))
     }
 
@@ -163,6 +164,9 @@ pub struct GateState {
     /// How long until every reservation made so far is paid for: the
     /// fleet's queue, in time.
     pub backlog: Duration,
+    /// The queue is standing: calls whose wait would be above the
+    /// [`queue_target`](CapacityGateBuilder::queue_target) are refused.
+    pub standing: bool,
 }
 
 /// An admitted attempt: what it reserved, in which epoch of the rate.
@@ -215,7 +219,7 @@ impl Gate for CapacityGate {
         let Some(reply) = self.guarded(&keys, &args, table).await else {
             return Ok(Ticket(None));
         };
-        let [admitted, wait_us, rate_milli, epoch, key_epoch] = reply[..] else {
+        let [admitted, wait_us, rate_milli, epoch, key_epoch, standing] = reply[..] else {
             count_fail_open(table, "reply");
             return Ok(Ticket(None));
         };
@@ -224,6 +228,9 @@ impl Gate for CapacityGate {
         metrics::gauge!("dynagate_capacity_rate", &labels).set(rate_milli as f64 / 1000.0);
         if admitted != 1 {
             metrics::counter!("dynagate_capacity_over_total", &labels).increment(1);
+            if standing == 1 && wait <= max_wait {
+                metrics::counter!("dynagate_capacity_shed_total", &labels).increment(1);
+            }
             return Err(wait);
         }
         metrics::histogram!("dynagate_capacity_wait_seconds", &labels).record(wait.as_secs_f64());

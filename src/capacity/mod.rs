@@ -23,6 +23,13 @@
 //!    by default), nothing is reserved and nothing is sent: the call fails at once with
 //!    [`GiveUp::OverCapacity`](crate::retry::GiveUp::OverCapacity) and a
 //!    `retry_after` (an HTTP service answers 503 with `Retry-After`).
+//!    A burst may queue up to `max_wait`, but a standing queue is shed the
+//!    way CoDel (RFC 8289) treats one: once the fleet's waits have stayed
+//!    above [`queue_target`](CapacityGateBuilder::queue_target) (10 ms) for
+//!    a [`queue_interval`](CapacityGateBuilder::queue_interval) (100 ms),
+//!    a call whose wait would be above the target is refused the same way,
+//!    at once. At steady overload the admitted calls then wait at most the
+//!    target instead of `max_wait`, and the table stays just as busy.
 //! 3. **Correct.** The gated client asks DynamoDB for `ConsumedCapacity`
 //!    (an SDK interceptor adds `ReturnConsumedCapacity = TOTAL` when the
 //!    request did not ask already) and charges or gives back the difference
@@ -72,7 +79,8 @@
 //! `dynagate_capacity_estimated_units_total` and
 //! `dynagate_capacity_consumed_units_total` (estimate vs what DynamoDB
 //! reported, on successful calls), `dynagate_capacity_over_total` (calls
-//! refused as over capacity), `dynagate_capacity_rate_cuts_total` (`scope`:
+//! refused as over capacity), `dynagate_capacity_shed_total` (of those, the
+//! ones refused because the queue was standing), `dynagate_capacity_rate_cuts_total` (`scope`:
 //! `table` or `key`), and `dynagate_capacity_fail_open_total` (`reason`).
 //! The gate's circuit breaker reports as `dynagate_circuit_open{breaker="capacity"}`
 //! and logs with `breaker="capacity"`.

@@ -20,15 +20,21 @@
 //!   given by `PEXPIRE` (Redis 7, `db.c`, `keyIsExpired`: `now > when`); an
 //!   expired hash is an absent one. Each command here drops its expired
 //!   hashes first; [`expire`] does it for a hash no command touches.
+//!
+//! The shedding of a standing queue follows CoDel (RFC 8289, "Controlled
+//! Delay Active Queue Management"): a spell of waits above
+//! [`Bounds::target_us`] that lasts [`Bounds::interval_us`] is a standing
+//! queue; see [`reserve`].
 
 mod reply;
 mod stored;
 
 pub use self::reply::{Reserve, State, Throttle};
-pub use self::stored::{Cut, Hash, expire};
+pub use self::stored::{Cut, Hash, Spell, expire};
 
-/// `ARGV[2..7]` of every command: the table bucket's bounds (units/s), the
-/// climb (units/s per second), the burst (µs) and a hot key's bounds.
+/// `ARGV[2..9]` of every command: the table bucket's bounds (units/s), the
+/// climb (units/s per second), the burst (µs), a hot key's bounds, and the
+/// queue's target wait and interval (µs).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bounds {
     /// The table bucket's ceiling.
@@ -43,6 +49,11 @@ pub struct Bounds {
     pub key_max: f64,
     /// A hot-key bucket's floor.
     pub key_min: f64,
+    /// The wait a standing queue is kept within (CoDel's target).
+    pub target_us: f64,
+    /// How long waits stay above the target before the queue is standing,
+    /// and how long without one ends it (CoDel's interval).
+    pub interval_us: f64,
 }
 
 /// Which bucket a throttle cuts (`ARGV[10]`).
@@ -63,6 +74,20 @@ struct Loaded {
     epoch: i64,
     ceiling: f64,
     floor: f64,
+    /// The spell as stored (stale or not), table bucket only.
+    spell: Option<Spell>,
+}
+
+impl Loaded {
+    /// The script's `live`: a wait was above the target within an interval.
+    fn live(&self, now: f64, b: &Bounds) -> bool {
+        self.spell.is_some_and(|s| now - s.last < b.interval_us)
+    }
+
+    /// The script's `standing`: the spell has lasted an interval.
+    fn standing(&self, now: f64, b: &Bounds) -> bool {
+        self.live(now, b) && self.spell.is_some_and(|s| now - s.above >= b.interval_us)
+    }
 }
 
 /// Lua 5.1's `math.max` of two numbers: the first unless the second is
@@ -119,18 +144,21 @@ fn load(hash: &Option<Hash>, now: f64, b: &Bounds, ceiling: f64, floor: f64) -> 
         epoch: cut.map_or(0, |c| c.epoch),
         ceiling,
         floor,
+        spell: hash.and_then(|h| h.spell),
     }
 }
 
 /// The script's `store`: writes `tat` (and the cut fields when `cut`), and a
-/// TTL that keeps the hash until it is paid for and back at its ceiling.
+/// TTL that keeps the hash until it is paid for, back at its ceiling and
+/// past its spell. `l.spell` is the spell the hash holds after the write.
 fn store(hash: &mut Option<Hash>, l: &Loaded, now: f64, b: &Bounds, cut: bool) {
     let paid = l.tat - now + b.burst_us;
     let mut recovered = 0.0;
     if l.rate < l.ceiling && b.increase > 0.0 {
         recovered = (l.ceiling - l.rate) / b.increase * 1_000_000.0;
     }
-    let keep = lua_max(paid, recovered) / 1000.0 + 1000.0;
+    let spell = l.spell.map_or(0.0, |s| s.last + b.interval_us - now);
+    let keep = lua_max(lua_max(paid, recovered), spell) / 1000.0 + 1000.0;
     let cut = if cut {
         Some(Cut {
             rate: fourteen_digits(l.rate),
@@ -143,6 +171,7 @@ fn store(hash: &mut Option<Hash>, l: &Loaded, now: f64, b: &Bounds, cut: bool) {
     *hash = Some(Hash {
         tat: whole(l.tat),
         cut,
+        spell: l.spell,
         ttl_ms: whole(keep.ceil()) as u64,
         written_ms: now as u64 / 1000,
     });
@@ -150,8 +179,18 @@ fn store(hash: &mut Option<Hash>, l: &Loaded, now: f64, b: &Bounds, cut: bool) {
 
 /// `reserve`: takes `units` from the table bucket and from the hot-key
 /// bucket when `key` names one that exists (`key` is `KEYS[2]`, `None` when
-/// the call names no partition key), unless the wait would exceed
-/// `max_wait_us`: then nothing is written.
+/// the call names no partition key), unless the call is refused: its wait
+/// exceeds `max_wait_us`, or the queue is standing and the wait exceeds the
+/// target. A refusal reserves nothing (it writes only the spell).
+///
+/// The spell is CoDel's (RFC 8289) on the wait each call would have, known
+/// here when the call arrives instead of measured when it leaves the queue:
+/// a wait above the target starts a spell (or goes on with it); a spell that
+/// has lasted an interval is a standing queue, and from then waits above the
+/// target are shed. A wait within the target ends a spell that has not stood
+/// yet (a burst that drained); a standing spell ends only after an interval
+/// with no wait above the target, since the calls it admits wait within the
+/// target by construction and say nothing about the load.
 pub fn reserve(
     now: u64,
     b: &Bounds,
@@ -166,28 +205,60 @@ pub fn reserve(
     let mut key_epoch = -1;
     if let Some(hash) = key.as_deref_mut() {
         expire(hash, now);
-        let k = load(hash, t, b, b.key_max, b.key_min);
+        let mut k = load(hash, t, b, b.key_max, b.key_min);
+        // Only KEYS[1] keeps a spell.
+        k.spell = None;
         if k.exists {
             buckets.push(k);
             key_epoch = k.epoch;
         }
     }
     let mut wait = 0.0;
-    for l in &mut buckets {
+    let mut new_tats = Vec::with_capacity(buckets.len());
+    for l in &buckets {
         let cost = units * 1_000_000.0 / l.rate;
-        l.tat += cost;
+        let new_tat = l.tat + cost;
+        new_tats.push(new_tat);
         // An idle bucket lets any one call through at once.
-        let w = l.tat - lua_max(b.burst_us, cost) - t;
+        let w = new_tat - lua_max(b.burst_us, cost) - t;
         if w > wait {
             wait = w;
         }
     }
-    let admitted = wait <= max_wait_us;
+    let table_bucket = &mut buckets[0];
+    let (admitted, standing, spell_written, ended);
+    if wait > b.target_us {
+        let above = match table_bucket.spell {
+            Some(s) if table_bucket.live(t, b) => s.above,
+            _ => t,
+        };
+        table_bucket.spell = Some(Spell {
+            above: whole(above),
+            last: whole(t),
+        });
+        spell_written = true;
+        standing = t - above >= b.interval_us;
+        admitted = !standing && wait <= max_wait_us;
+        ended = false;
+    } else {
+        standing = table_bucket.standing(t, b);
+        admitted = wait <= max_wait_us;
+        spell_written = false;
+        ended = admitted && !standing && table_bucket.spell.is_some();
+    }
     if admitted {
-        store(table, &buckets[0], t, b, false);
-        if let (Some(l), Some(hash)) = (buckets.get(1), key) {
-            store(hash, l, t, b, false);
+        for (l, new_tat) in buckets.iter_mut().zip(&new_tats) {
+            l.tat = *new_tat;
         }
+    }
+    if ended {
+        buckets[0].spell = None;
+    }
+    if admitted || spell_written {
+        store(table, &buckets[0], t, b, false);
+    }
+    if admitted && let (Some(l), Some(hash)) = (buckets.get(1), key) {
+        store(hash, l, t, b, false);
     }
     Reserve {
         admitted,
@@ -195,6 +266,7 @@ pub fn reserve(
         rate_milli: milli(buckets[0].rate),
         epoch: buckets[0].epoch,
         key_epoch,
+        standing,
     }
 }
 
@@ -278,7 +350,8 @@ pub fn throttle(
     }
 }
 
-/// `state`: the table bucket's rate, epoch and backlog; writes nothing.
+/// `state`: the table bucket's rate, epoch, backlog and whether its queue
+/// stands; writes nothing.
 pub fn state(now: u64, b: &Bounds, table: &mut Option<Hash>) -> State {
     let t = now as f64;
     expire(table, now);
@@ -287,8 +360,11 @@ pub fn state(now: u64, b: &Bounds, table: &mut Option<Hash>) -> State {
         rate_milli: milli(l.rate),
         epoch: l.epoch,
         backlog_us: (l.tat - t).ceil() as i64,
+        standing: l.standing(t, b),
     }
 }
 
+#[cfg(test)]
+mod queue_tests;
 #[cfg(test)]
 mod tests;

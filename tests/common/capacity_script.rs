@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use dynagate::test_util::CAPACITY_SCRIPT;
-use dynagate::test_util::capacity_model::{self as model, Bounds, Cut, Hash, Scope};
+use dynagate::test_util::capacity_model::{self as model, Bounds, Cut, Hash, Scope, Spell};
 use proptest::prelude::*;
 
 pub const CLOCK: &str = "redis.call('TIME')";
@@ -37,8 +37,9 @@ pub fn driven_clock_script() -> redis::Script {
     redis::Script::new(&source)
 }
 
-/// The bounds the gate sends for a table of `capacity` (`bucket.rs`), and
-/// their arguments, formatted as the gate formats them.
+/// The bounds the gate sends for a table of `capacity` (`bucket.rs`), with
+/// the gate's default queue (10 ms target, 100 ms interval), and their
+/// arguments, formatted as the gate formats them.
 pub fn bounds(capacity: f64, floor: f64, increase: f64, burst_us: u64, write: bool) -> Bounds {
     let key_max = if write { 1000.0f64 } else { 3000.0 }.min(capacity);
     Bounds {
@@ -48,12 +49,21 @@ pub fn bounds(capacity: f64, floor: f64, increase: f64, burst_us: u64, write: bo
         burst_us: burst_us as f64,
         key_max,
         key_min: 1.0f64.min(key_max),
+        target_us: 10_000.0,
+        interval_us: 100_000.0,
     }
 }
 
 pub fn args(b: &Bounds) -> Vec<String> {
     [
-        b.max_rate, b.min_rate, b.increase, b.burst_us, b.key_max, b.key_min,
+        b.max_rate,
+        b.min_rate,
+        b.increase,
+        b.burst_us,
+        b.key_max,
+        b.key_min,
+        b.target_us,
+        b.interval_us,
     ]
     .iter()
     .map(f64::to_string)
@@ -65,8 +75,33 @@ pub fn bounds_strategy() -> impl Strategy<Value = Bounds> {
     let floor = prop_oneof![Just(0.05), 0.01f64..=1.0];
     let increase = prop_oneof![Just(0.05), 0.001f64..1.0];
     let burst = prop_oneof![Just(0u64), Just(1_000_000), 0u64..3_000_000];
-    (capacity, floor, increase, burst, any::<bool>())
-        .prop_map(|(c, f, i, b, write)| bounds(c, f, i, b, write))
+    // Whole µs, as the gate sends them (`as_micros`).
+    let target = prop_oneof![
+        2 => Just(10_000u64),
+        1 => Just(0),
+        2 => 0u64..50_000,
+        1 => 0u64..2_000_000
+    ];
+    let interval = prop_oneof![
+        2 => Just(100_000u64),
+        1 => Just(0),
+        3 => 0u64..300_000,
+        1 => 0u64..3_000_000
+    ];
+    (
+        capacity,
+        floor,
+        increase,
+        burst,
+        any::<bool>(),
+        target,
+        interval,
+    )
+        .prop_map(|(c, f, i, b, write, target, interval)| Bounds {
+            target_us: target as f64,
+            interval_us: interval as f64,
+            ..bounds(c, f, i, b, write)
+        })
 }
 
 /// The epoch a throttle says it saw.
@@ -129,9 +164,49 @@ pub fn step_strategy() -> impl Strategy<Value = (i64, Command, Option<usize>)> {
     )
 }
 
+/// A case: bounds and steps. One case in three is an overload: a run of
+/// one-unit reservations at about twice the rate (the burst cut to a few
+/// units so that the queue builds), then random steps; the others are
+/// random throughout. Random steps alone seldom keep a queue standing long
+/// enough to admit within the target while it stands.
+pub fn case_strategy() -> impl Strategy<Value = (Bounds, Vec<(i64, Command, Option<usize>)>)> {
+    bounds_strategy().prop_flat_map(|b| {
+        let random = prop::collection::vec(step_strategy(), 1..40);
+        let cost = 1_000_000.0 / b.max_rate;
+        let every = (cost * 0.3) as i64..=(cost * 0.7) as i64 + 1;
+        let max_wait = prop_oneof![Just(1_000_000u64), 0u64..2_000_000];
+        let reserve = (every, max_wait, prop::option::weighted(0.3, 0usize..2)).prop_map(
+            |(dt, max_wait_us, key)| {
+                let units = 1.0;
+                (dt, Command::Reserve { units, max_wait_us }, key)
+            },
+        );
+        let overload = (
+            prop::collection::vec(reserve, 20..120),
+            prop::collection::vec(step_strategy(), 0..20),
+        )
+            .prop_map(|(mut run, rest)| {
+                run.extend(rest);
+                run
+            });
+        let small_burst = Bounds {
+            burst_us: b.burst_us.min((3.0 * cost).floor()),
+            ..b
+        };
+        prop_oneof![
+            2 => (Just(b), random),
+            1 => (Just(small_burst), overload),
+        ]
+    })
+}
+
+/// A hash as Redis holds it, in the model's terms.
+pub type Stored = (f64, Option<Cut>, Option<Spell>, u64);
+
 /// A hash as Redis holds it, in the model's terms (`tat`, the cut fields,
-/// the TTL); `None` for no key. A field the script does not write fails.
-pub fn stored(fields: HashMap<String, String>) -> Result<Option<(f64, Option<Cut>, u64)>, String> {
+/// the spell, the TTL); `None` for no key. A field the script does not
+/// write, or a group of fields written in part, fails.
+pub fn stored(fields: HashMap<String, String>) -> Result<Option<Stored>, String> {
     if fields.is_empty() {
         return Ok(None);
     }
@@ -143,30 +218,47 @@ pub fn stored(fields: HashMap<String, String>) -> Result<Option<(f64, Option<Cut
     let number = |name: &str| -> Result<f64, String> {
         field(name)?.parse().map_err(|e| format!("{name}: {e}"))
     };
-    let cut = match fields.len() {
-        2 => None,
-        5 => Some(Cut {
+    let has = |names: &[&str]| names.iter().filter(|n| fields.contains_key(**n)).count();
+    let cut = match has(&["rate", "at", "epoch"]) {
+        0 => None,
+        3 => Some(Cut {
             rate: number("rate")?,
             at: number("at")?,
             epoch: field("epoch")?.parse().map_err(|e| format!("epoch: {e}"))?,
         }),
-        _ => return Err(format!("unexpected fields {fields:?}")),
+        _ => return Err(format!("part of a cut: {fields:?}")),
     };
+    let spell = match has(&["above", "last"]) {
+        0 => None,
+        2 => Some(Spell {
+            above: number("above")?,
+            last: number("last")?,
+        }),
+        _ => return Err(format!("part of a spell: {fields:?}")),
+    };
+    let expected = 2 + 3 * usize::from(cut.is_some()) + 2 * usize::from(spell.is_some());
+    if fields.len() != expected {
+        return Err(format!("unexpected fields {fields:?}"));
+    }
     let ttl = field("ttl")?.parse().map_err(|e| format!("ttl: {e}"))?;
-    Ok(Some((number("tat")?, cut, ttl)))
+    Ok(Some((number("tat")?, cut, spell, ttl)))
 }
 
-pub fn modelled(hash: &Option<Hash>) -> Option<(f64, Option<Cut>, u64)> {
-    hash.map(|h| (h.tat, h.cut, h.ttl_ms))
+pub fn modelled(hash: &Option<Hash>) -> Option<Stored> {
+    hash.map(|h| (h.tat, h.cut, h.spell, h.ttl_ms))
 }
 
 /// How often each branch was reached, so that a strategy that stops
 /// reaching one fails the test instead of passing vacuously.
 pub type Reached = BTreeMap<&'static str, usize>;
 
-pub const BRANCHES: [&str; 8] = [
+pub const BRANCHES: [&str; 12] = [
     "admitted",
     "refused",
+    "shed",
+    "admitted standing",
+    "spell started",
+    "spell ended",
     "table cut",
     "key cut",
     "not cut",
@@ -199,7 +291,22 @@ impl Modelled {
         let hash = key.map(|k| &mut self.hot[k]);
         let (name, own, reply): (&str, Vec<String>, _) = match command {
             Command::Reserve { units, max_wait_us } => {
+                let before = table.and_then(|h| h.spell);
                 let r = model::reserve(now, b, table, hash, units, max_wait_us as f64);
+                let after = table.and_then(|h| h.spell);
+                match (before, after) {
+                    (Some(_), None) => *reached.entry("spell ended").or_default() += 1,
+                    (was, Some(a)) if was.is_none_or(|w| w.above != a.above) => {
+                        *reached.entry("spell started").or_default() += 1
+                    }
+                    _ => {}
+                }
+                if r.standing && r.admitted {
+                    *reached.entry("admitted standing").or_default() += 1;
+                }
+                if r.standing && !r.admitted && r.wait_us as f64 <= max_wait_us as f64 {
+                    *reached.entry("shed").or_default() += 1;
+                }
                 if r.admitted {
                     *reached.entry("admitted").or_default() += 1;
                     self.last_epoch = r.epoch;

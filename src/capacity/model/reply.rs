@@ -13,6 +13,8 @@ pub struct Reserve {
     pub epoch: i64,
     /// The hot-key bucket's epoch; -1 when there is none.
     pub key_epoch: i64,
+    /// The queue is standing: waits above the target are shed.
+    pub standing: bool,
 }
 
 impl Reserve {
@@ -25,6 +27,7 @@ impl Reserve {
             self.rate_milli,
             self.epoch,
             self.key_epoch,
+            i64::from(self.standing),
         ]
     }
 }
@@ -54,11 +57,18 @@ pub struct State {
     pub epoch: i64,
     /// How long until every reservation is paid for, µs.
     pub backlog_us: i64,
+    /// The queue is standing.
+    pub standing: bool,
 }
 
 impl State {
     /// The reply as Redis sends it.
     pub fn reply(&self) -> Vec<i64> {
-        vec![self.rate_milli, self.epoch, self.backlog_us]
+        vec![
+            self.rate_milli,
+            self.epoch,
+            self.backlog_us,
+            i64::from(self.standing),
+        ]
     }
 }

@@ -12,6 +12,17 @@ pub struct Cut {
     pub epoch: i64,
 }
 
+/// The fields of a spell of waits above the target, both together, table
+/// bucket only: absent until a wait is above the target, deleted when a
+/// spell ends before it stood.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spell {
+    /// `above`: when the spell began (µs), CoDel's `first_above_time`.
+    pub above: f64,
+    /// `last`: the last time a wait was above the target (µs).
+    pub last: f64,
+}
+
 /// One bucket's hash as the script leaves it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Hash {
@@ -19,6 +30,8 @@ pub struct Hash {
     pub tat: f64,
     /// `rate`, `at` and `epoch`.
     pub cut: Option<Cut>,
+    /// `above` and `last`.
+    pub spell: Option<Spell>,
     /// The TTL (ms) the last write gave the key.
     pub ttl_ms: u64,
     /// The clock (ms) at the last write.

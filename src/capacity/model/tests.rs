@@ -6,7 +6,7 @@ const START: u64 = 1_780_000_000_000_000;
 const SECOND: u64 = 1_000_000;
 
 /// 10 units/s, floor 2, climbing 1 unit/s per second, no burst; hot keys
-/// between 1 and 4.
+/// between 1 and 4; no shedding (the target is beyond any wait here).
 const B: Bounds = Bounds {
     max_rate: 10.0,
     min_rate: 2.0,
@@ -14,6 +14,8 @@ const B: Bounds = Bounds {
     burst_us: 0.0,
     key_max: 4.0,
     key_min: 1.0,
+    target_us: 1e12,
+    interval_us: 100_000.0,
 };
 
 fn take(now: u64, table: &mut Option<Hash>, key: Option<&mut Option<Hash>>) -> Reserve {
@@ -39,7 +41,7 @@ fn a_refusal_writes_nothing() {
     take(START, &mut table, None);
     let before = table;
     let r = reserve(START, &B, &mut table, None, 1.0, 150_000.0);
-    assert_eq!(r.reply(), [0, 200_000, 10_000, 0, -1]);
+    assert_eq!(r.reply(), [0, 200_000, 10_000, 0, -1, 0]);
     assert_eq!(table, before);
 }
 
@@ -100,7 +102,7 @@ fn a_hot_key_gets_its_own_bucket_at_its_first_throttle() {
     // The key bucket, at 2 units/s, is idle: the next call waits only
     // for the table; the one after waits for the key (half a second).
     let next = take(START, &mut table, Some(&mut key));
-    assert_eq!(next.reply(), [1, 100_000, 10_000, 0, 1]);
+    assert_eq!(next.reply(), [1, 100_000, 10_000, 0, 1, 0]);
     assert_eq!(take(START, &mut table, Some(&mut key)).wait_us, 500_000);
     let other = take(START, &mut table, None);
     assert_eq!(
