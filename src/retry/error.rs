@@ -25,8 +25,9 @@ pub enum GiveUp {
     /// The operation's deadline leaves no time for another attempt.
     DeadlineExceeded,
     /// The [capacity gate](crate::capacity) could not give the attempt a turn
-    /// within the deadline: the fleet already uses the table's capacity.
-    /// Nothing was sent; `retry_after` says when a turn is free.
+    /// within the deadline, or shed it from a standing queue: the fleet
+    /// already uses the table's capacity. Nothing was sent; `retry_after`
+    /// says when a turn is free.
     OverCapacity,
 }
 
@@ -55,7 +56,8 @@ impl fmt::Display for GiveUp {
             GiveUp::BudgetExhausted => "the client's retry budget is exhausted",
             GiveUp::DeadlineExceeded => "the deadline leaves no time for another attempt",
             GiveUp::OverCapacity => {
-                "the table's capacity is taken until after the deadline, so nothing was sent"
+                "the table's capacity is taken (until after the deadline, or by a standing \
+                 queue the gate sheds), so nothing was sent; retry after the wait it gave"
             }
         })
     }
