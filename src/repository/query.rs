@@ -5,9 +5,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::repository::expression::{Filter, Placeholders};
+use crate::repository::expression::Placeholders;
 use crate::repository::key::{KeySchema, KeyValue};
-use crate::repository::listing::{ListKind, Listing, Request};
+use crate::repository::listing::{ListKind, Listing, Request, listing_setters};
 use crate::repository::page::ReadBudget;
 use crate::repository::{Consistency, Repository, RepositoryError};
 
@@ -134,31 +134,11 @@ impl<'r, T> Query<'r, T>
 where
     T: Serialize + DeserializeOwned,
 {
+    listing_setters!();
+
     /// Queries the declared index `name` (see [`Repository::with_index`]).
     pub fn index(mut self, name: impl Into<String>) -> Self {
         self.index = Some(name.into());
-        self
-    }
-
-    /// Only the items matching `filter` (they are read, and paid for, either way).
-    pub fn filter(mut self, filter: Filter) -> Self {
-        self.common.filter = Some(filter);
-        self
-    }
-
-    /// Only these attributes of each item (the cost stays the same).
-    pub fn project<I, S>(mut self, attributes: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.common.projection = attributes.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Read consistency (strong is refused on a global index, as DynamoDB refuses it).
-    pub fn consistency(mut self, consistency: Consistency) -> Self {
-        self.common.consistency = consistency;
         self
     }
 
@@ -168,31 +148,9 @@ where
         self
     }
 
-    /// At most `items` items per page (1 to 1000; default 25).
-    pub fn page_size(mut self, items: u32) -> Self {
-        self.common.page_size = items;
-        self
-    }
-
     /// The most this query may read (units and calls); see [`ReadBudget`].
     pub fn budget(mut self, budget: ReadBudget) -> Self {
         self.common.budget = budget;
-        self
-    }
-
-    /// Continues after a page: `cursor` is a page's `next_cursor`, issued to
-    /// the same `caller` for the same query. A cursor that was altered, has
-    /// expired, belongs to another caller or another query is refused with
-    /// [`RepositoryError::Cursor`] before any call.
-    pub fn after(mut self, cursor: impl Into<String>) -> Self {
-        self.common.cursor = Some(cursor.into());
-        self
-    }
-
-    /// Binds the cursors of this query to a caller (a non-secret id, e.g. an
-    /// API key's id): a cursor issued to one caller is refused for another.
-    pub fn caller(mut self, caller: impl Into<String>) -> Self {
-        self.common.caller = caller.into();
         self
     }
 

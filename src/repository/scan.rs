@@ -5,8 +5,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::ConfigError;
-use crate::repository::expression::{Filter, Placeholders};
-use crate::repository::listing::{ListKind, Listing, Request};
+use crate::repository::expression::Placeholders;
+use crate::repository::listing::{ListKind, Listing, Request, listing_setters};
 use crate::repository::page::{Page, ReadBudget};
 use crate::repository::{Consistency, Repository, RepositoryError};
 
@@ -71,6 +71,8 @@ impl<'r, T> Scan<'r, T>
 where
     T: Serialize + DeserializeOwned,
 {
+    listing_setters!();
+
     /// Scans the declared index `name`.
     pub fn index(mut self, name: impl Into<String>) -> Self {
         self.index = Some(name.into());
@@ -80,46 +82,6 @@ where
     /// Only this segment of a parallel scan.
     pub fn segment(mut self, segment: Segment) -> Self {
         self.segment = Some(segment);
-        self
-    }
-
-    /// Only the items matching `filter` (they are read, and paid for, either way).
-    pub fn filter(mut self, filter: Filter) -> Self {
-        self.common.filter = Some(filter);
-        self
-    }
-
-    /// Only these attributes of each item (the cost stays the same).
-    pub fn project<I, S>(mut self, attributes: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.common.projection = attributes.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Read consistency (strong is refused on a global index).
-    pub fn consistency(mut self, consistency: Consistency) -> Self {
-        self.common.consistency = consistency;
-        self
-    }
-
-    /// At most `items` items per page (1 to 1000; default 25).
-    pub fn page_size(mut self, items: u32) -> Self {
-        self.common.page_size = items;
-        self
-    }
-
-    /// Continues after a page (see [`Query::after`](crate::repository::Query::after)).
-    pub fn after(mut self, cursor: impl Into<String>) -> Self {
-        self.common.cursor = Some(cursor.into());
-        self
-    }
-
-    /// Binds this scan's cursors to a caller.
-    pub fn caller(mut self, caller: impl Into<String>) -> Self {
-        self.common.caller = caller.into();
         self
     }
 

@@ -20,6 +20,61 @@ mod fetch;
 use self::fetch::Fetched;
 use crate::repository::{Consistency, Repository, RepositoryError};
 
+/// The setters Query and Scan share, in their own `impl` blocks: both hold
+/// a [`Request`] in a field named `common`.
+macro_rules! listing_setters {
+    () => {
+        /// Only the items matching `filter` (they are read, and paid for,
+        /// either way).
+        pub fn filter(mut self, filter: crate::repository::Filter) -> Self {
+            self.common.filter = Some(filter);
+            self
+        }
+
+        /// Only these attributes of each item (the cost stays the same).
+        pub fn project<I, S>(mut self, attributes: I) -> Self
+        where
+            I: IntoIterator<Item = S>,
+            S: Into<String>,
+        {
+            self.common.projection = attributes.into_iter().map(Into::into).collect();
+            self
+        }
+
+        /// Read consistency (strong is refused on a global index, as
+        /// DynamoDB refuses it).
+        pub fn consistency(mut self, consistency: crate::repository::Consistency) -> Self {
+            self.common.consistency = consistency;
+            self
+        }
+
+        /// At most `items` items per page (1 to 1000; default 25).
+        pub fn page_size(mut self, items: u32) -> Self {
+            self.common.page_size = items;
+            self
+        }
+
+        /// Continues after a page: `cursor` is a page's `next_cursor`, issued
+        /// to the same `caller` for the same listing. A cursor that was
+        /// altered, has expired, belongs to another caller or another listing
+        /// is refused with [`RepositoryError::Cursor`](crate::repository::RepositoryError::Cursor)
+        /// before any call.
+        pub fn after(mut self, cursor: impl Into<String>) -> Self {
+            self.common.cursor = Some(cursor.into());
+            self
+        }
+
+        /// Binds the cursors of this listing to a caller (a non-secret id,
+        /// e.g. an API key's id): a cursor issued to one caller is refused
+        /// for another.
+        pub fn caller(mut self, caller: impl Into<String>) -> Self {
+            self.common.caller = caller.into();
+            self
+        }
+    };
+}
+pub(crate) use listing_setters;
+
 /// The most items one page may ask for.
 pub const MAX_PAGE_SIZE: u32 = 1000;
 
