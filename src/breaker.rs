@@ -21,6 +21,7 @@
 
 use std::num::NonZeroU32;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -110,6 +111,9 @@ pub(crate) struct CircuitBreaker {
     name: &'static str,
     settings: BreakerSettings,
     state: Mutex<State>,
+    /// The gauge was set once: after that it is set only when the circuit
+    /// opens or closes, not on every call (a registry lookup each).
+    reported: AtomicBool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -143,6 +147,7 @@ impl CircuitBreaker {
                 failures: 0,
                 since: None,
             }),
+            reported: AtomicBool::new(false),
         }
     }
 
@@ -228,13 +233,16 @@ impl CircuitBreaker {
             // Open, or a late answer of a call made before a probe went out.
             other => other,
         };
+        let was_open = !matches!(*state, State::Closed { .. });
         let open = !matches!(next, State::Closed { .. });
         *state = next;
-        metrics::gauge!("dynagate_circuit_open", "breaker" => self.name).set(if open {
-            1.0
-        } else {
-            0.0
-        });
+        if open != was_open || !self.reported.swap(true, Ordering::Relaxed) {
+            metrics::gauge!("dynagate_circuit_open", "breaker" => self.name).set(if open {
+                1.0
+            } else {
+                0.0
+            });
+        }
     }
 }
 

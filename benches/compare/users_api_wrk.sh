@@ -13,10 +13,19 @@
 # deployed: API key (cached, revalidated every 5 s), per-address ceiling, the
 # key's limits, a route policy on the GET route and the read-unit reservation.
 #
-# Settings: WRK_ROUNDS (3) rounds, each measuring both variants, the order
-# alternating (on,off then off,on ...); WRK_SECONDS (10) per measurement,
-# after WRK_WARMUP_SECONDS (2) of load not counted; WRK_CONNECTIONS (32),
-# WRK_THREADS (2). Uses DynamoDB Local where `stack/stack.sh env` says, and
+# Two loads, both variants under each, in one run:
+# - paced: the same offered rate for both variants (WRK_RATE requests a
+#   second, default 800, from WRK_PACED_CONNECTIONS (16) connections with
+#   h2load's --rps), below what either variant can serve. CPU per request is
+#   then the work each variant does for a request. The goal is judged here.
+# - saturated: wrk as fast as it can (WRK_CONNECTIONS (32), WRK_THREADS (2)).
+#   The variants then serve different rates on a saturated 2-core machine,
+#   so each figure also holds what the contention of that rate costs every
+#   process (DynamoDB Local's CPU per request moves with it, though its work
+#   per request is the same): reported, not judged.
+# Settings: WRK_ROUNDS (3) rounds, each measuring both variants under both
+# loads, the order alternating (on,off then off,on ...); WRK_SECONDS (10) per
+# measurement, after WRK_WARMUP_SECONDS (2) of load not counted. Uses DynamoDB Local where `stack/stack.sh env` says, and
 # starts it (stopping it on exit) only when nothing answers there; Redis is
 # the bench's own.
 set -euo pipefail
@@ -35,6 +44,8 @@ SECONDS_RUN="${WRK_SECONDS:-10}"
 WARMUP="${WRK_WARMUP_SECONDS:-2}"
 CONNECTIONS="${WRK_CONNECTIONS:-32}"
 THREADS="${WRK_THREADS:-2}"
+RATE="${WRK_RATE:-800}"
+PACED_CONNECTIONS="${WRK_PACED_CONNECTIONS:-16}"
 GOAL_PERCENT=15
 # BENCH_RESULTS_DIR puts the result file elsewhere, as for the Rust benches.
 RESULT="${BENCH_RESULTS_DIR:-$REPO_ROOT/benches/results}/users_api_wrk.md"
@@ -42,6 +53,7 @@ STARTED="$(date -u '+%Y-%m-%d %H:%M:%S')"
 LOAD_AT_START="$(load_average)"
 
 need_command wrk
+need_command h2load nghttp2-client
 need_command redis-server
 need_command curl
 
@@ -146,14 +158,88 @@ median() {
   tr ' ' '\n' <<<"${FIGURES[$1,$2]}" | grep . | sort -g |
     awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'
 }
-ROWS=()
+declare -A ROWS=()
 declare -A SERVICE_US=()
 
-# measure ROUND on|off: serve, store the user, warm up, then one measured
-# wrk run with the CPU of every process read just before and just after it.
+# snapshot NAME: the CPU ticks of every process, the machine's busy ticks, the
+# clock and Redis's command counts, as SNAP[NAME,svc], SNAP[NAME,rds], ...
+declare -A SNAP=()
+snapshot() {
+  redis_calls >"$RUN_DIR/calls-$1"
+  SNAP[$1,svc]="$(proc_ticks "$api_pid")"
+  SNAP[$1,rds]="$(proc_ticks "$redis_pid")"
+  # shellcheck disable=SC2086 # one or more pids
+  SNAP[$1,ddb]="$(proc_ticks $DDB_PIDS)"
+  SNAP[$1,busy]="$(machine_busy_ticks)"
+  SNAP[$1,ns]="$(date +%s%N)"
+}
+# delta FIELD: SNAP[t1,FIELD] - SNAP[t0,FIELD].
+delta() { echo $((SNAP[t1,$1] - SNAP[t0,$1])); }
+
+# record LOAD ROUND VARIANT REQUESTS RPS P50 P99 FAILED: the figures of one
+# measurement, between the snapshots t0 and t1.
+record() {
+  local load="$1" round="$2" variant="$3" requests="$4" rps="$5" p50="$6" p99="$7" failed="$8"
+  local svc rds ddb
+  svc="$(delta svc)" rds="$(delta rds)" ddb="$(delta ddb)"
+  local svc_us rds_us ddb_us calls trips rest
+  [ "${requests:-0}" -gt 0 ] || die "no request served ($load, layer $variant)"
+  svc_us="$(per_request "$svc" "$requests")"
+  rds_us="$(per_request "$rds" "$requests")"
+  ddb_us="$(per_request "$ddb" "$requests")"
+  calls="$(calls_per_request "$RUN_DIR/calls-t0" "$RUN_DIR/calls-t1" "$requests")"
+  trips="${calls%%|*}" calls="${calls#*|}"
+  # Everything else the cores did meanwhile, the load generator included, in cores.
+  rest="$(awk -v b=$(($(delta busy) - svc - rds - ddb)) -v ns="$(delta ns)" \
+    -v hz="$CLK_TCK" 'BEGIN {printf "%.2f", b / hz / (ns / 1e9)}')"
+  keep "$load-$variant" svc "$svc_us"; keep "$load-$variant" rds "$rds_us"
+  keep "$load-$variant" ddb "$ddb_us"; keep "$load-$variant" trips "$trips"
+  keep "$load-$variant" calls "${calls%% *}"; keep "$load-$variant" rps "$rps"
+  SERVICE_US[$load,$round,$variant]="$svc_us"
+  ROWS[$load]+="| $round | $variant | $requests | $rps | $p50 | $p99 | $failed | $svc_us | $rds_us | $ddb_us | $trips | $calls | $rest |
+"
+}
+
+# paced ROUND VARIANT URL: h2load at RATE requests a second in total; its
+# log (one line per request: start, status, microseconds) gives the
+# percentiles, which h2load itself does not print.
+paced() {
+  local round="$1" variant="$2" url="$3" out log="$RUN_DIR/h2load-$1-$2.log" per_connection
+  per_connection=$(((RATE + PACED_CONNECTIONS - 1) / PACED_CONNECTIONS))
+  snapshot t0
+  out="$(h2load --h1 -c"$PACED_CONNECTIONS" --rps="$per_connection" -D "$SECONDS_RUN" \
+    --log-file="$log" -H "X-API-Key: $KEY" "$url")"
+  snapshot t1
+  local ok failed rps p50 p99
+  ok="$(awk '$2 >= 200 && $2 < 300 {n++} END {print n + 0}' "$log")"
+  failed="$(awk '!($2 >= 200 && $2 < 300) {n++} END {print n + 0}' "$log")"
+  rps="$(awk -v n="$ok" -v ns="$(delta ns)" 'BEGIN {printf "%.0f", n / (ns / 1e9)}')"
+  p50="$(cut -f3 "$log" | sort -n | awk '{v[NR] = $1} END {printf "%.2fms", v[int(NR * 0.50) + 1] / 1000}')"
+  p99="$(cut -f3 "$log" | sort -n | awk '{v[NR] = $1} END {i = int(NR * 0.99) + 1; if (i > NR) i = NR; printf "%.2fms", v[i] / 1000}')"
+  grep -q '^requests: ' <<<"$out" || die "h2load printed no summary (layer $variant): $out"
+  record paced "$round" "$variant" "$ok" "$rps" "$p50" "$p99" "$failed"
+}
+
+# saturated ROUND VARIANT URL: wrk as fast as it goes.
+saturated() {
+  local round="$1" variant="$2" url="$3" out
+  snapshot t0
+  out="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${SECONDS_RUN}s" --latency -H "X-API-Key: $KEY" "$url")"
+  snapshot t1
+  local requests rps p50 p99 non2xx
+  requests="$(awk '/requests in/ {print $1}' <<<"$out")"
+  rps="$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$out")"
+  p50="$(awk '$1 == "50%" {print $2}' <<<"$out")"
+  p99="$(awk '$1 == "99%" {print $2}' <<<"$out")"
+  non2xx="$(awk '/Non-2xx/ {print $NF}' <<<"$out")"
+  record saturated "$round" "$variant" "$requests" "$rps" "$p50" "$p99" "${non2xx:-0}"
+}
+
+# measure ROUND on|off: serve, store the user, warm up, then the paced and
+# the saturated measurement, the CPU of every process read just before and
+# just after each.
 measure() {
-  local round="$1" variant="$2" port out requests window_ns svc0 svc1 rds0 rds1 ddb0 ddb1 busy0 busy1 t0 t1
-  local rps p50 p99 non2xx svc_us rds_us ddb_us calls trips rest
+  local round="$1" variant="$2" port
   port="$(free_port)"
   RATE_LIMITS="$variant" OPS_BIND_ADDR="127.0.0.1:$(free_port)" BIND_ADDR="127.0.0.1:$port" \
     "$API" >"$RUN_DIR/api-$round-$variant.log" 2>&1 &
@@ -164,41 +250,15 @@ measure() {
   local url="http://127.0.0.1:$port/api/v1/users/wrk"
   # Warm: the key in the service's cache, the connections to Redis and DynamoDB open.
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -H "X-API-Key: $KEY" "$url" >/dev/null
-  redis_calls >"$RUN_DIR/calls0"
-  svc0="$(proc_ticks "$api_pid")" rds0="$(proc_ticks "$redis_pid")"
-  # shellcheck disable=SC2086 # one or more pids
-  ddb0="$(proc_ticks $DDB_PIDS)" busy0="$(machine_busy_ticks)" t0="$(date +%s%N)"
-  out="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${SECONDS_RUN}s" --latency -H "X-API-Key: $KEY" "$url")"
-  t1="$(date +%s%N)" busy1="$(machine_busy_ticks)"
-  # shellcheck disable=SC2086
-  ddb1="$(proc_ticks $DDB_PIDS)" svc1="$(proc_ticks "$api_pid")" rds1="$(proc_ticks "$redis_pid")"
-  redis_calls >"$RUN_DIR/calls1"
+  paced "$round" "$variant" "$url"
+  saturated "$round" "$variant" "$url"
   kill "$api_pid"; wait "$api_pid" 2>/dev/null || true
   api_pid=""
-
-  requests="$(awk '/requests in/ {print $1}' <<<"$out")"
-  [ "${requests:-0}" -gt 0 ] || die "wrk served no request (layer $variant): $out"
-  rps="$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$out")"
-  p50="$(awk '$1 == "50%" {print $2}' <<<"$out")"
-  p99="$(awk '$1 == "99%" {print $2}' <<<"$out")"
-  non2xx="$(awk '/Non-2xx/ {print $NF}' <<<"$out")"
-  svc_us="$(per_request $((svc1 - svc0)) "$requests")"
-  rds_us="$(per_request $((rds1 - rds0)) "$requests")"
-  ddb_us="$(per_request $((ddb1 - ddb0)) "$requests")"
-  calls="$(calls_per_request "$RUN_DIR/calls0" "$RUN_DIR/calls1" "$requests")"
-  trips="${calls%%|*}" calls="${calls#*|}"
-  window_ns=$((t1 - t0))
-  # Everything else the cores did meanwhile, wrk included, in cores.
-  rest="$(awk -v b=$((busy1 - busy0 - (svc1 - svc0) - (rds1 - rds0) - (ddb1 - ddb0))) -v ns="$window_ns" \
-    -v hz="$CLK_TCK" 'BEGIN {printf "%.2f", b / hz / (ns / 1e9)}')"
-  keep "$variant" svc "$svc_us"; keep "$variant" rds "$rds_us"; keep "$variant" ddb "$ddb_us"
-  keep "$variant" trips "$trips"; keep "$variant" calls "${calls%% *}"; keep "$variant" rps "$rps"
-  SERVICE_US[$round,$variant]="$svc_us"
-  ROWS+=("| $round | $variant | $requests | $rps | $p50 | $p99 | ${non2xx:-0} | $svc_us | $rds_us | $ddb_us | $trips | $calls | $rest |")
 }
 
-say "GET /api/v1/users/wrk of one stored user with a valid key, release build, wrk -t$THREADS -c$CONNECTIONS," \
-  "$ROUNDS rounds of ${SECONDS_RUN}s per variant after ${WARMUP}s of warm-up, DynamoDB Local and Redis on loopback"
+say "GET /api/v1/users/wrk of one stored user with a valid key, release build, $ROUNDS rounds; in each round," \
+  "each variant after ${WARMUP}s of warm-up: ${SECONDS_RUN}s paced (h2load, $RATE requests/s over $PACED_CONNECTIONS" \
+  "connections), then ${SECONDS_RUN}s saturated (wrk -t$THREADS -c$CONNECTIONS). DynamoDB Local and Redis on loopback."
 say "Layer on: API key (cached, revalidated every 5 s), per-address ceiling, the key's limits, a route policy" \
   "on GET /api/v1/users/{user_id} and the read-unit reservation, limits never reached; off: RATE_LIMITS=off."
 say "CPU time: utime+stime from /proc/PID/stat (${CLK_TCK} ticks/s) over the measured window, per request served."
@@ -206,41 +266,59 @@ say "Redis: the bench's own redis-server; DynamoDB Local: the stack's (another p
 for round in $(seq 1 "$ROUNDS"); do
   if [ $((round % 2)) -eq 1 ]; then order="on off"; else order="off on"; fi
   for variant in $order; do
-    log "round $round/$ROUNDS: layer $variant (wrk -t$THREADS -c$CONNECTIONS -d${SECONDS_RUN}s)"
+    log "round $round/$ROUNDS: layer $variant (paced, then saturated; ${SECONDS_RUN}s each)"
     measure "$round" "$variant"
   done
 done
 
-say
-say "| round | layer | requests | requests/s | p50 | p99 | non-2xx | service CPU µs/req | Redis CPU µs/req | DynamoDB Local CPU µs/req | Redis round trips/req | commands Redis ran/req, scripts' own included | rest of machine, wrk included (cores) |"
-say "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"
-for row in "${ROWS[@]}"; do say "$row"; done
-say
-for round in $(seq 1 "$ROUNDS"); do
-  keep ratio all "$(awk -v on="${SERVICE_US[$round,on]}" -v off="${SERVICE_US[$round,off]}" 'BEGIN {printf "%.3f", on / off}')"
-done
-say "Service CPU per request, on / off, per round: ${FIGURES[ratio,all]}"
+# table LOAD TITLE: the rounds and the medians of one load.
+table() {
+  local load="$1" round on off
+  say
+  say "### $2"
+  say
+  say "| round | layer | requests | requests/s | p50 | p99 | failed or non-2xx | service CPU µs/req | Redis CPU µs/req | DynamoDB Local CPU µs/req | Redis round trips/req | commands Redis ran/req, scripts' own included | rest of machine, load generator included (cores) |"
+  say "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"
+  printf '%s' "${ROWS[$load]}" | tee -a "$BODY"
+  FIGURES[$load-ratio,all]=""
+  for round in $(seq 1 "$ROUNDS"); do
+    on="${SERVICE_US[$load,$round,on]}" off="${SERVICE_US[$load,$round,off]}"
+    keep "$load-ratio" all "$(awk -v on="$on" -v off="$off" 'BEGIN {printf "%.3f", on / off}')"
+  done
+  say
+  say "Service CPU per request, on / off, per round: ${FIGURES[$load-ratio,all]}"
+  say
+  say "Median over $ROUNDS rounds:"
+  say
+  say "| | layer on | layer off |"
+  say "|---|---:|---:|"
+  say "| service CPU µs/request | $(median "$load-on" svc) | $(median "$load-off" svc) |"
+  say "| Redis CPU µs/request | $(median "$load-on" rds) | $(median "$load-off" rds) |"
+  say "| DynamoDB Local CPU µs/request | $(median "$load-on" ddb) | $(median "$load-off" ddb) |"
+  say "| Redis round trips/request (script calls) | $(median "$load-on" trips) | $(median "$load-off" trips) |"
+  say "| commands Redis ran/request, scripts' own included | $(median "$load-on" calls) | $(median "$load-off" calls) |"
+  say "| requests/s | $(median "$load-on" rps) | $(median "$load-off" rps) |"
+}
 
-svc_on="$(median on svc)" svc_off="$(median off svc)"
+# verdict LOAD: the layer's cost from the medians of one load; JUDGED says
+# whether the goal is judged on it.
+verdict() {
+  awk -v on="$(median "$1-on" svc)" -v off="$(median "$1-off" svc)" -v rds="$(median "$1-on" rds)" \
+    -v ddb="$(median "$1-off" ddb)" -v goal="$GOAL_PERCENT" -v load="$1" -v judged="$2" 'BEGIN {
+    cost = (on / off - 1) * 100
+    printf "Layer cost, %s (ratio of the medians): the service takes %.3fx the CPU per request with the layer on (%+.1f%%, %+.1f µs); ", load, on / off, cost, on - off
+    if (judged != "judged") printf "not judged against the goal (see above)."
+    else if (cost <= goal) printf "goal <= %d%%: met.", goal
+    else printf "goal <= %d%%: MISSED by %.1f percentage points.", goal, cost - goal
+    printf " Redis adds %.1f µs per request; DynamoDB Local takes %.1f µs per request without the layer.\n", rds, ddb
+  }'
+}
+
+table paced "Paced: $RATE requests/s offered to both variants (the goal is judged here)"
+table saturated "Saturated: as fast as each variant serves (different rates, so contention differs)"
 say
-say "Median over $ROUNDS rounds:"
-say
-say "| | layer on | layer off |"
-say "|---|---:|---:|"
-say "| service CPU µs/request | $svc_on | $svc_off |"
-say "| Redis CPU µs/request | $(median on rds) | $(median off rds) |"
-say "| DynamoDB Local CPU µs/request | $(median on ddb) | $(median off ddb) |"
-say "| Redis round trips/request (script calls) | $(median on trips) | $(median off trips) |"
-say "| commands Redis ran/request, scripts' own included | $(median on calls) | $(median off calls) |"
-say "| requests/s | $(median on rps) | $(median off rps) |"
-say
-say "$(awk -v on="$svc_on" -v off="$svc_off" -v rds="$(median on rds)" -v ddb="$(median off ddb)" -v goal="$GOAL_PERCENT" 'BEGIN {
-  cost = (on / off - 1) * 100
-  printf "Layer cost (ratio of the medians): the service takes %.3fx the CPU per request with the layer on (%+.1f%%, %+.1f µs), ", on / off, cost, on - off
-  if (cost <= goal) printf "goal <= %d%%: met.", goal
-  else printf "goal <= %d%%: MISSED by %.1f percentage points.", goal, cost - goal
-  printf " Redis adds %.1f µs per request; DynamoDB Local takes %.1f µs per request without the layer.\n", rds, ddb
-}')"
+say "$(verdict paced judged)"
+say "$(verdict saturated reported)"
 
 {
   echo "# \`users_api_wrk\` benchmark results"

@@ -14,32 +14,34 @@ use crate::http::policy::{Per, Policy};
 use crate::limiter::{Check, DecidedBy, Decision, Decisions, Limits, RateLimiter};
 
 /// Why a check is part of the request.
-#[derive(Debug, Clone)]
-pub(crate) enum Role {
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Role<'a> {
     /// The per-address ceiling across keys.
     Ceiling,
     /// The caller's default limits (a key's, or the anonymous ones).
     Default,
     /// A route policy.
-    Policy(Policy),
+    Policy(&'a Policy),
     /// A capacity reservation.
-    Charge(CapacityCharge),
+    Charge(&'a CapacityCharge),
 }
 
-/// One check of the request, owned (the limiter borrows it).
-#[derive(Debug, Clone)]
-pub(crate) struct Planned {
-    pub(crate) role: Role,
-    pub(crate) limits: Arc<Limits>,
-    pub(crate) subject: String,
+/// One check of the request. It borrows the layer's configuration and the
+/// request's subjects: planning allocates nothing but the list, since it runs
+/// on every request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Planned<'a> {
+    pub(crate) role: Role<'a>,
+    pub(crate) limits: &'a Limits,
+    pub(crate) subject: &'a str,
     pub(crate) cost: u64,
     pub(crate) shadow: bool,
 }
 
 /// The checks of one request, in the order they are decided.
 #[derive(Debug, Default)]
-pub(crate) struct Plan {
-    pub(crate) checks: Vec<Planned>,
+pub(crate) struct Plan<'a> {
+    pub(crate) checks: Vec<Planned<'a>>,
 }
 
 /// Who the request is for, once known.
@@ -48,19 +50,19 @@ pub(crate) struct Subjects<'a> {
     pub(crate) address: &'a str,
 }
 
-impl Plan {
+impl<'a> Plan<'a> {
     pub(crate) fn add(
         &mut self,
-        role: Role,
-        limits: &Arc<Limits>,
-        subject: &str,
+        role: Role<'a>,
+        limits: &'a Limits,
+        subject: &'a str,
         cost: u64,
         shadow: bool,
     ) {
         self.checks.push(Planned {
             role,
-            limits: Arc::clone(limits),
-            subject: subject.to_owned(),
+            limits,
+            subject,
             cost,
             shadow,
         });
@@ -69,10 +71,10 @@ impl Plan {
     /// The policies of the request's route and the capacity reservations.
     pub(crate) fn add_route_and_charges(
         &mut self,
-        config: &RateLimitConfig,
+        config: &'a RateLimitConfig,
         parts: &Parts,
         pattern: Option<&str>,
-        who: &Subjects<'_>,
+        who: &Subjects<'a>,
     ) {
         for policy in config.policies.iter().filter(|p| p.applies(parts, pattern)) {
             let subject = match policy.per {
@@ -81,7 +83,7 @@ impl Plan {
             };
             let shadow = policy.shadow || config.shadow;
             self.add(
-                Role::Policy(policy.clone()),
+                Role::Policy(policy),
                 &policy.limits,
                 subject,
                 policy.cost,
@@ -91,7 +93,7 @@ impl Plan {
         for charge in &config.charges {
             let units = charge.reservation(parts);
             self.add(
-                Role::Charge(charge.clone()),
+                Role::Charge(charge),
                 &charge.limits,
                 who.caller,
                 units,
@@ -101,11 +103,11 @@ impl Plan {
     }
 
     /// Decides every check in one call, and counts each decision.
-    fn as_checks(&self) -> Vec<Check<'_>> {
+    fn as_checks(&self) -> Vec<Check<'a>> {
         self.checks
             .iter()
             .map(|c| {
-                let check = Check::new(&c.limits, &c.subject, c.cost);
+                let check = Check::new(c.limits, c.subject, c.cost);
                 if c.shadow { check.independent() } else { check }
             })
             .collect()
@@ -121,10 +123,10 @@ impl Plan {
     }
 
     /// The first enforced check that denied, with its decision.
-    pub(crate) fn denial<'a>(
-        &'a self,
-        decisions: &'a Decisions,
-    ) -> Option<(&'a Planned, &'a Decision)> {
+    pub(crate) fn denial<'d>(
+        &'d self,
+        decisions: &'d Decisions,
+    ) -> Option<(&'d Planned<'a>, &'d Decision)> {
         self.checks
             .iter()
             .zip(&decisions.each)
@@ -135,14 +137,14 @@ impl Plan {
     /// answer. (Capacity charges settle on their own, from what was consumed.)
     pub(crate) fn refund_uncharged(&self, limiter: &Arc<dyn RateLimiter>, status: StatusCode) {
         for planned in &self.checks {
-            let Role::Policy(policy) = &planned.role else {
+            let Role::Policy(policy) = planned.role else {
                 continue;
             };
             if planned.shadow || policy.charges(status) {
                 continue;
             }
-            let (limiter, limits) = (Arc::clone(limiter), Arc::clone(&planned.limits));
-            let (subject, tokens) = (planned.subject.clone(), -(planned.cost as i64));
+            let (limiter, limits) = (Arc::clone(limiter), Arc::clone(&policy.limits));
+            let (subject, tokens) = (planned.subject.to_owned(), -(planned.cost as i64));
             tokio::spawn(async move { limiter.settle(&limits, &subject, tokens).await });
         }
     }
@@ -151,7 +153,7 @@ impl Plan {
 /// `dynagate_http_decisions_total{policy, decision}`: `allow`, `deny`, or
 /// `would_deny` for a shadow check (and a log line naming the subject: a
 /// key's id or an address, never a key).
-fn count(planned: &Planned, decision: &Decision) {
+fn count(planned: &Planned<'_>, decision: &Decision) {
     if decision.decided_by() == DecidedBy::NotAsked {
         return; // the deny cache refused the request before this was asked
     }

@@ -104,12 +104,11 @@ where
         return Ok(refused);
     }
 
-    let mut plan = Plan::default();
     let key = parts
         .headers
         .get(&config.key_header)
         .map(|v| v.to_str().unwrap_or(""));
-    let (subject, limits, caller) = match (key, &config.authenticator) {
+    let (subject, limits, caller, with_ceiling) = match (key, &config.authenticator) {
         (Some(key), Some(authenticator)) => {
             let known = authenticator.cached(key);
             // A locked-out address: only a key already known to be valid
@@ -130,7 +129,7 @@ where
                         first.add(Role::Ceiling, ceiling, &ip_subject, cost, config.shadow);
                         let decisions = first.decide(&config.limiter).await;
                         if let Some((planned, decision)) = first.denial(&decisions) {
-                            return Ok(too_many(&planned.limits, decision));
+                            return Ok(too_many(planned.limits, decision));
                         }
                     }
                     match authenticator.authenticate(key).await {
@@ -142,9 +141,6 @@ where
                     }
                 }
             };
-            if was_known && let Some(ceiling) = &config.ip_ceiling {
-                plan.add(Role::Ceiling, ceiling, &ip_subject, cost, config.shadow);
-            }
             authenticator.observe(&caller, Observed::Request { client: ip });
             let limits = caller
                 .limits
@@ -152,14 +148,15 @@ where
                 .unwrap_or_else(|| Arc::clone(&config.key_limits));
             let subject = format!("key:{}", caller.id);
             parts.extensions.insert(caller.clone());
-            (subject, limits, Some(caller))
+            // The ceiling was already decided for a key this instance did not know.
+            (subject, limits, Some(caller), was_known)
         }
         (None, _) | (Some(_), None) => match &config.anonymous {
             Some(limits) => {
                 // Only the layer names the caller: whatever an outer layer
                 // put there, an anonymous request reaches the handler without.
                 parts.extensions.remove::<Caller>();
-                (ip_subject.clone(), Arc::clone(limits), None)
+                (ip_subject.clone(), Arc::clone(limits), None, false)
             }
             None => return Ok(refused(&config, &ip_subject, None).await),
         },
@@ -168,32 +165,36 @@ where
         return Ok(refused);
     }
 
+    let mut plan = Plan::default();
+    if with_ceiling && let Some(ceiling) = &config.ip_ceiling {
+        plan.add(Role::Ceiling, ceiling, &ip_subject, cost, config.shadow);
+    }
     let default_at = plan.checks.len();
     plan.add(Role::Default, &limits, &subject, cost, config.shadow);
     let pattern = parts
         .extensions
         .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned());
+        .map(MatchedPath::as_str);
     let who = Subjects {
         caller: &subject,
         address: &ip_subject,
     };
-    plan.add_route_and_charges(&config, &parts, pattern.as_deref(), &who);
+    plan.add_route_and_charges(&config, &parts, pattern, &who);
     let decisions = plan.decide(&config.limiter).await;
     if let Some((planned, decision)) = plan.denial(&decisions) {
         if let Some(penalties) = &config.penalties
-            && penalties.denied(&planned.subject)
+            && penalties.denied(planned.subject)
             && let (Some(caller), Some(authenticator)) = (&caller, &config.authenticator)
             && planned.subject == subject
         {
             authenticator.observe(caller, Observed::PenaltyBox);
         }
-        return Ok(too_many(&planned.limits, decision));
+        return Ok(too_many(planned.limits, decision));
     }
 
     let mut reserved = Reserved::default();
     for planned in &plan.checks {
-        if let Role::Charge(charge) = &planned.role {
+        if let Role::Charge(charge) = planned.role {
             reserved.set(charge.direction, planned.cost);
         }
     }
@@ -210,7 +211,7 @@ where
     let mut response = response?;
     plan.refund_uncharged(&config.limiter, response.status());
     for planned in &plan.checks {
-        if let Role::Charge(charge) = &planned.role {
+        if let Role::Charge(charge) = planned.role {
             charge::settle(&config.limiter, charge, &subject, planned.cost, &usage);
         }
     }

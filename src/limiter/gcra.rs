@@ -77,7 +77,11 @@ fn check(quota: &Quota, stored: Option<u64>, now: u64, cost: u64) -> Check {
 /// # Panics
 ///
 /// When `quotas` and `tats` differ in length or are empty.
-#[allow(unreachable_pub)] // public through `test_util` (feature test-util)
+#[allow(unreachable_pub)]
+// public through `test_util` (feature test-util)
+// The limiters decide through `decide_all`; this one-part form is the model
+// the tests and `test_util` check the scripts against.
+#[cfg_attr(not(any(test, feature = "test-util")), allow(dead_code))]
 pub fn decide(now: u64, quotas: &[Quota], tats: &mut [Option<u64>], cost: u64) -> Verdict {
     let judged = judge(now, quotas, tats, cost);
     judged.write(tats, judged.allowed());

@@ -109,11 +109,23 @@ impl Limits {
 
     /// Every bucket's key, in the order of the quotas.
     pub fn keys(&self, prefix: &str, subject: &str) -> Vec<String> {
-        let base = self.subject_key(prefix, subject);
-        self.limits
-            .iter()
-            .map(|limit| format!("{base}:{}", limit.name))
+        self.bucket_keys(&self.subject_key(prefix, subject))
             .collect()
+    }
+
+    /// Every bucket's key from the subject's key (`subject_key`), in the
+    /// order of the quotas.
+    pub(crate) fn bucket_keys<'a>(
+        &'a self,
+        subject_key: &'a str,
+    ) -> impl Iterator<Item = String> + 'a {
+        self.limits.iter().map(move |limit| {
+            let mut key = String::with_capacity(subject_key.len() + 1 + limit.name.len());
+            key.push_str(subject_key);
+            key.push(':');
+            key.push_str(&limit.name);
+            key
+        })
     }
 
     /// `<prefix><namespace>:{<subject>}`: what all of one subject's buckets

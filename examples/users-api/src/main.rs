@@ -23,6 +23,14 @@ use users_api::key_admin::{parse_duration, valid_key_id};
 use users_api::keys::{REFUSALS_CACHED_FOR, REVALIDATE_AFTER, key_id_of};
 use users_api::{AppState, Config};
 
+/// mimalloc instead of glibc's allocator: a request allocates many small,
+/// short-lived buffers across the runtime's worker threads, and glibc spent a
+/// fifth of the service's CPU in malloc, free and their arena consolidation
+/// (`perf` of a GET under load; `benches/compare/users_api_wrk.sh` measures
+/// the service's CPU per request).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     // Logs go to stderr: stdout carries what a command prints for scripts

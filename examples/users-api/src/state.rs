@@ -1,6 +1,8 @@
 //! What the handlers share, and `build`, which connects to DynamoDB and Redis
 //! and assembles it with the rate-limit layer.
 
+use std::sync::Arc;
+
 use aws_config::SdkConfig;
 use dynagate::RedisConnection;
 use dynagate::ResilientClient;
@@ -20,9 +22,22 @@ use crate::telemetry::metrics_handle;
 /// The users table's global index on `email` (stack/tables/users.json).
 pub const EMAIL_INDEX: &str = "by_email";
 
-/// What the handlers share.
+/// What the handlers share: a handle, since axum clones the state for every
+/// request that extracts it (cloning each repository, client and table name
+/// cost a measurable share of a GET's CPU).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The state itself, behind [`AppState`].
+pub struct Shared {
     pub users: Repository<User>,
     pub keys: KeyStore,
     pub dynamodb: ResilientClient,
@@ -65,7 +80,7 @@ pub async fn build(config: &Config, aws: &SdkConfig) -> Result<(AppState, RateLi
     let keys = KeyStore::with_abuse_limits(key_records, config.key_abuse);
     let layer = rate_limit_layer(config, redis.clone(), keys.clone())?;
 
-    let state = AppState {
+    let state = AppState(Arc::new(Shared {
         users,
         keys,
         dynamodb,
@@ -73,7 +88,7 @@ pub async fn build(config: &Config, aws: &SdkConfig) -> Result<(AppState, RateLi
         redis,
         metrics: metrics_handle(),
         readiness: ReadinessCache::default(),
-    };
+    }));
     Ok((state, layer))
 }
 

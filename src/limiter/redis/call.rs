@@ -31,10 +31,12 @@ impl RedisLimiter {
     /// One call deciding `checks` (whose buckets must share a slot on a
     /// cluster), within the deadline, without the failure policy, breaker or
     /// deny cache: one verdict per check, or the error (counted for every
-    /// check).
+    /// check). `subject_keys` are the checks' `Limits::subject_key`s, made
+    /// once per request by the caller.
     pub(super) async fn try_group(
         &self,
         checks: &[Check<'_>],
+        subject_keys: &[&str],
     ) -> Result<Vec<Verdict>, ScriptError> {
         let lone = checks.len() == 1;
         let mut keys = Vec::new();
@@ -42,8 +44,8 @@ impl RedisLimiter {
         if !lone {
             args.push(checks.len() as u64);
         }
-        for check in checks {
-            keys.extend(check.limits.keys(&self.inner.prefix, check.subject));
+        for (check, subject_key) in checks.iter().zip(subject_keys) {
+            keys.extend(check.limits.bucket_keys(subject_key));
             args.push(check.cost);
             if !lone {
                 args.push(u64::from(check.independent));

@@ -56,14 +56,20 @@ impl RedisLimiter {
                 admitted: true,
             };
         }
-        if let Some(refused) = self.refused_locally(checks) {
+        // Each subject's key, made once: the deny cache, the slots and the
+        // script call all name the buckets by it.
+        let subject_keys: Vec<String> = checks
+            .iter()
+            .map(|c| c.limits.subject_key(&self.inner.prefix, c.subject))
+            .collect();
+        if let Some(refused) = self.refused_locally(checks, &subject_keys) {
             return refused;
         }
-        let groups = self.groups(checks);
+        let groups = self.groups(&subject_keys);
         let groups = join_all(
             groups
                 .into_iter()
-                .map(|members| self.decide_group(checks, members)),
+                .map(|members| self.decide_group(checks, &subject_keys, members)),
         )
         .await;
         let mut each =
@@ -85,14 +91,15 @@ impl RedisLimiter {
 
     /// The request refused by the deny cache without a round trip, when a
     /// non-independent check is known to be refused at its cost.
-    fn refused_locally(&self, checks: &[Check<'_>]) -> Option<Decisions> {
+    fn refused_locally(&self, checks: &[Check<'_>], subject_keys: &[String]) -> Option<Decisions> {
         let cache = self.inner.deny_cache.as_ref()?;
         let (refusing, verdict) = checks.iter().enumerate().find_map(|(i, c)| {
             if c.independent {
                 return None;
             }
-            let key = c.limits.subject_key(&self.inner.prefix, c.subject);
-            cache.lookup(&key, c.cost).map(|verdict| (i, verdict))
+            cache
+                .lookup(&subject_keys[i], c.cost)
+                .map(|verdict| (i, verdict))
         })?;
         let mut each =
             vec![Decision::new(unknown(Outcome::Allowed), DecidedBy::NotAsked); checks.len()];
@@ -105,13 +112,13 @@ impl RedisLimiter {
 
     /// The checks by slot, in order of first appearance: one group on a
     /// single Redis (it does not enforce slots), one per slot on a cluster.
-    fn groups(&self, checks: &[Check<'_>]) -> Vec<Vec<usize>> {
+    fn groups(&self, subject_keys: &[String]) -> Vec<Vec<usize>> {
         if !matches!(self.inner.connection, RedisConnection::Cluster(_)) {
-            return vec![(0..checks.len()).collect()];
+            return vec![(0..subject_keys.len()).collect()];
         }
         let mut slots: Vec<(Slot, Vec<usize>)> = Vec::new();
-        for (i, check) in checks.iter().enumerate() {
-            let slot = Slot::for_key(check.limits.subject_key(&self.inner.prefix, check.subject));
+        for (i, subject_key) in subject_keys.iter().enumerate() {
+            let slot = Slot::for_key(subject_key);
             match slots.iter_mut().find(|(s, _)| *s == slot) {
                 Some((_, members)) => members.push(i),
                 None => slots.push((slot, vec![i])),
@@ -120,12 +127,18 @@ impl RedisLimiter {
         slots.into_iter().map(|(_, members)| members).collect()
     }
 
-    async fn decide_group(&self, checks: &[Check<'_>], members: Vec<usize>) -> Group {
+    async fn decide_group(
+        &self,
+        checks: &[Check<'_>],
+        subject_keys: &[String],
+        members: Vec<usize>,
+    ) -> Group {
         let group: Vec<Check<'_>> = members.iter().map(|&i| checks[i]).collect();
+        let keys: Vec<&str> = members.iter().map(|&i| subject_keys[i].as_str()).collect();
         let Some(attempt) = self.inner.breaker.attempt() else {
             return self.on_failure(&group, members, "circuit_open");
         };
-        match self.try_group(&group).await {
+        match self.try_group(&group, &keys).await {
             Ok(verdicts) => {
                 attempt.succeeded();
                 let decisions: Vec<Decision> = verdicts
@@ -133,9 +146,8 @@ impl RedisLimiter {
                     .map(|v| Decision::new(v, DecidedBy::Redis))
                     .collect();
                 if let Some(cache) = &self.inner.deny_cache {
-                    for (check, decision) in group.iter().zip(&decisions) {
-                        let key = check.limits.subject_key(&self.inner.prefix, check.subject);
-                        cache.remember(&key, check.cost, &decision.verdict());
+                    for ((check, decision), key) in group.iter().zip(&decisions).zip(&keys) {
+                        cache.remember(key, check.cost, &decision.verdict());
                     }
                 }
                 Group {

@@ -164,7 +164,10 @@ impl RedisLimiter {
         subject: &str,
         cost: u64,
     ) -> Result<Decision, ScriptError> {
-        let verdicts = self.try_group(&[Check::new(limits, subject, cost)]).await?;
+        let subject_key = limits.subject_key(&self.inner.prefix, subject);
+        let verdicts = self
+            .try_group(&[Check::new(limits, subject, cost)], &[&subject_key])
+            .await?;
         Ok(Decision::new(verdicts[0], DecidedBy::Redis))
     }
 }
