@@ -33,7 +33,7 @@ mod common;
 
 use common::cpu::{listening_pid, local_port, own_thread_ticks, own_ticks, per_success};
 use common::results::{Results, say};
-use common::sdk_baseline::SdkBaseline;
+use common::sdk_baseline::{RETRY_BEHAVIOR_NOTE, SdkBaseline, sdk_version};
 use common::writer::Writer;
 use common::{create_table, endpoint, env_number, local_config};
 
@@ -224,6 +224,8 @@ async fn bench(proxy_runtime: Handle) {
     let run_id = std::process::id();
     let server_pid = local_port(&upstream).and_then(listening_pid);
     let mut results = Results::start("throttled_writes");
+    let (sdk, version) = sdk_version();
+    results.version(sdk, version);
 
     let variants: Vec<Variant> = SdkBaseline::ALL
         .into_iter()
@@ -251,6 +253,7 @@ async fn bench(proxy_runtime: Handle) {
             baseline.describe(&baseline.config(&shared))
         );
     }
+    say!(results, "- {RETRY_BEHAVIOR_NOTE}");
     let policy = RetryPolicy::builder().seed(1).build().expect("policy");
     say!(
         results,

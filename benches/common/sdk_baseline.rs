@@ -25,6 +25,17 @@ use aws_smithy_types::retry::RetrySpec;
 use dynagate::retry::RetryPolicy;
 use serde::{Deserialize, Serialize};
 
+/// Where the newer retry behaviour stands in the SDK this bench is built
+/// with, for the result file (the module doc cites the files).
+pub const RETRY_BEHAVIOR_NOTE: &str = "Retry Behavior 2.1 is opt-in in this SDK \
+    (AWS_NEW_RETRIES_2026=true); no BehaviorVersion selects it \
+    (benches/common/sdk_baseline.rs cites the SDK files checked)";
+
+/// The SDK's version, for a result file's header.
+pub fn sdk_version() -> (&'static str, &'static str) {
+    ("aws-sdk-dynamodb", aws_sdk_dynamodb::meta::PKG_VERSION)
+}
+
 /// One plain-SDK client configuration under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SdkBaseline {

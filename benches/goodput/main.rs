@@ -95,7 +95,7 @@ mod worker;
 use bench::{Bench, Scenario, Variant, WORKER_ENV};
 use common::local_config;
 use common::results::{Results, redis_version, say};
-use common::sdk_baseline::SdkBaseline;
+use common::sdk_baseline::{RETRY_BEHAVIOR_NOTE, SdkBaseline, sdk_version};
 use dynagate::retry::RetryPolicy;
 use report::{print_ratios, print_timeline, print_totals};
 use run::run;
@@ -107,6 +107,8 @@ async fn bench_main() {
         .build()
         .expect("default retry policy");
     let mut results = Results::start("goodput");
+    let (sdk, version) = sdk_version();
+    results.version(sdk, version);
     if let Some(version) = server_version(&bench.redis_url).await {
         results.version("Redis", version);
     }
@@ -126,6 +128,7 @@ async fn bench_main() {
         let config = baseline.config(&local_config(&bench.upstream));
         say!(results, "- {}", baseline.describe(&config));
     }
+    say!(results, "- {RETRY_BEHAVIOR_NOTE}");
     say!(
         results,
         "- dynagate: default retry policy ({} attempts, deadline {:?}), each process its own client",
