@@ -1,9 +1,12 @@
 //! What the benchmark programs share: DynamoDB Local's address and
 //! credentials, a table to write to, settings from the environment, the
-//! write the throttling benches offer, and the result file each bench writes.
+//! write the throttling benches offer and the plain-SDK baselines they offer
+//! it through, CPU time from `/proc`, and the result file each bench writes.
 #![allow(dead_code)] // each bench uses a part
 
+pub mod cpu;
 pub mod results;
+pub mod sdk_baseline;
 pub mod writer;
 
 use aws_config::{BehaviorVersion, SdkConfig};

@@ -31,6 +31,11 @@ impl Writer {
         let config = aws_sdk_dynamodb::config::Builder::from(config)
             .retry_config(retry)
             .build();
+        Writer::sdk_config(config)
+    }
+
+    /// The plain SDK with the client configuration `config`.
+    pub fn sdk_config(config: aws_sdk_dynamodb::Config) -> Writer {
         Writer {
             client: Backend::Sdk(Client::from_conf(config)),
             capacity: false,

@@ -6,6 +6,8 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use serde::{Deserialize, Serialize};
 
+use crate::common::cpu::{listening_pid, local_port};
+use crate::common::sdk_baseline::SdkBaseline;
 use crate::common::{endpoint, env_number, local_config};
 use crate::worker::unix_ms;
 
@@ -18,26 +20,40 @@ pub(crate) const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Variant {
-    SdkStandard,
-    SdkAdaptive,
+    Sdk(SdkBaseline),
     Dynagate,
     DynagateGate,
 }
 
 impl Variant {
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Variant::SdkStandard => "1. AWS SDK, standard retry mode",
-            Variant::SdkAdaptive => "2. AWS SDK, adaptive retry mode",
-            Variant::Dynagate => "3. dynagate, no gate",
-            Variant::DynagateGate => "4. dynagate + fleet capacity gate",
-        }
+    /// Every variant of the steady scenario, in the order of its table: the
+    /// SDK's baselines (the fair fight first), then dynagate.
+    pub(crate) const ALL: [Variant; 6] = [
+        Variant::Sdk(SdkBaseline::ALL[0]),
+        Variant::Sdk(SdkBaseline::ALL[1]),
+        Variant::Sdk(SdkBaseline::ALL[2]),
+        Variant::Sdk(SdkBaseline::ALL[3]),
+        Variant::Dynagate,
+        Variant::DynagateGate,
+    ];
+
+    /// The variant's name, numbered by its place in [`Variant::ALL`].
+    pub(crate) fn name(self) -> String {
+        let number = Variant::ALL
+            .iter()
+            .position(|&v| v == self)
+            .map_or(0, |i| i + 1);
+        let label = match self {
+            Variant::Sdk(baseline) => baseline.name(),
+            Variant::Dynagate => "dynagate, no gate",
+            Variant::DynagateGate => "dynagate + fleet capacity gate",
+        };
+        format!("{number}. {label}")
     }
 
     pub(crate) fn slug(self) -> &'static str {
         match self {
-            Variant::SdkStandard => "sdk-standard",
-            Variant::SdkAdaptive => "sdk-adaptive",
+            Variant::Sdk(baseline) => baseline.slug(),
             Variant::Dynagate => "dynagate",
             Variant::DynagateGate => "gate",
         }
@@ -60,6 +76,9 @@ pub(crate) struct Bench {
     pub(crate) redis_url: String,
     pub(crate) run_id: String,
     pub(crate) admin: Client,
+    /// DynamoDB Local's process, if it runs on this machine: its CPU time
+    /// per successful write goes beside the client's.
+    pub(crate) server_pid: Option<u32>,
 }
 
 impl Bench {
@@ -70,6 +89,7 @@ impl Bench {
             seconds: env_number("BENCH_SECONDS", 20).max(2),
             processes: env_number("BENCH_PROCESSES", 8).max(1) as u32,
             admin: Client::new(&local_config(&upstream)),
+            server_pid: local_port(&upstream).and_then(listening_pid),
             upstream,
             redis_url: std::env::var("REDIS_URL")
                 .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),

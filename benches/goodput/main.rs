@@ -33,16 +33,35 @@
 //!
 //! Each runs against a fresh table, one after another:
 //!
-//! 1. the AWS SDK in standard retry mode (its defaults: 3 attempts);
-//! 2. the AWS SDK in adaptive retry mode (a client-side rate limiter in each
+//! 1. the AWS SDK in standard retry mode with dynagate's budget: the maximum
+//!    attempts of dynagate's default retry policy, and its per-operation
+//!    deadline as the SDK's operation timeout (both read from the policy).
+//!    The fair fight: the headline compares dynagate with it first;
+//! 2. the AWS SDK in standard retry mode with its defaults (3 attempts);
+//! 3. the AWS SDK under its opt-in Retry Behavior 2.1
+//!    (`AWS_NEW_RETRIES_2026=true`). No `BehaviorVersion` of the SDK in
+//!    Cargo.lock selects it: `common::sdk_baseline` says which versions and
+//!    files were checked;
+//! 4. the AWS SDK in adaptive retry mode (a client-side rate limiter in each
 //!    process);
-//! 3. dynagate's `ResilientClient` with its default retry policy, no gate;
-//! 4. the same with the fleet capacity gate: each process builds its own
+//! 5. dynagate's `ResilientClient` with its default retry policy, no gate;
+//! 6. the same with the fleet capacity gate: each process builds its own
 //!    `CapacityGate` on the same Redis prefix and table capacity, so the
 //!    processes share nothing but Redis.
 //!
+//! The result file lists what each SDK configuration resolved to (mode,
+//! attempts, backoffs, operation timeout), read back from the built client.
+//!
+//! CPU time is given per successful write: of the worker processes (each
+//! reads its own `/proc/self/stat` from the start to its last write; they are
+//! summed) and of DynamoDB Local (the process listening on the endpoint's
+//! port, read by the parent around the run; `-` if there is none on this
+//! machine). DynamoDB Local serves every client on the machine, so its figure
+//! includes whatever else ran against it meanwhile. The fault proxy runs in
+//! the parent and counts for neither.
+//!
 //! A second scenario halves the table's capacity at half time while the gate
-//! stays configured with the original capacity (variant 4, and variant 3 for
+//! stays configured with the original capacity (variant 6, and variant 5 for
 //! contrast). It prints a timeline per second: successful writes and throttled
 //! requests (from the proxy's counters) and the gate's adaptive rate (read
 //! from Redis). Its goodput is relative to the capacity in force, second by
@@ -74,14 +93,22 @@ mod run;
 mod worker;
 
 use bench::{Bench, Scenario, Variant, WORKER_ENV};
+use common::local_config;
 use common::results::{Results, redis_version, say};
+use common::sdk_baseline::{RETRY_BEHAVIOR_NOTE, SdkBaseline, sdk_version};
+use dynagate::retry::RetryPolicy;
 use report::{print_ratios, print_timeline, print_totals};
 use run::run;
 use worker::worker_main;
 
 async fn bench_main() {
     let bench = Bench::from_env();
+    let policy = RetryPolicy::builder()
+        .build()
+        .expect("default retry policy");
     let mut results = Results::start("goodput");
+    let (sdk, version) = sdk_version();
+    results.version(sdk, version);
     if let Some(version) = server_version(&bench.redis_url).await {
         results.version("Redis", version);
     }
@@ -96,22 +123,51 @@ async fn bench_main() {
         bench.capacity
     );
 
-    let steady = run(
-        &bench,
-        Scenario::Steady,
-        &[
-            Variant::SdkStandard,
-            Variant::SdkAdaptive,
-            Variant::Dynagate,
-            Variant::DynagateGate,
-        ],
-    )
-    .await;
+    say!(results);
+    for baseline in SdkBaseline::ALL {
+        let config = baseline.config(&local_config(&bench.upstream));
+        say!(results, "- {}", baseline.describe(&config));
+    }
+    say!(results, "- {RETRY_BEHAVIOR_NOTE}");
+    say!(
+        results,
+        "- dynagate: default retry policy ({} attempts, deadline {:?}), each process its own client",
+        policy.max_attempts(),
+        policy.deadline()
+    );
+    say!(
+        results,
+        "- CPU per successful write: client = the worker processes, summed, from the start to their last \
+         write; DynamoDB Local = {}",
+        match bench.server_pid {
+            Some(_) =>
+                "the process listening on the endpoint's port (it serves every client on the machine)",
+            None => "not found (no local process listens on the endpoint's port): `-`",
+        }
+    );
+
+    let steady = run(&bench, Scenario::Steady, &Variant::ALL).await;
     say!(results);
     print_totals(&mut results, &steady);
     say!(results);
-    print_ratios(&mut results, &steady[3], &steady[0]);
-    print_ratios(&mut results, &steady[3], &steady[1]);
+    // The headline: dynagate against the SDK with the same budget first,
+    // then against the SDK's other configurations.
+    let find = |variant| {
+        steady
+            .iter()
+            .find(|o| o.variant == variant)
+            .expect("every variant ran")
+    };
+    let same_budget = find(Variant::Sdk(SdkBaseline::SameBudget));
+    print_ratios(&mut results, find(Variant::DynagateGate), same_budget);
+    print_ratios(&mut results, find(Variant::Dynagate), same_budget);
+    for baseline in &SdkBaseline::ALL[1..] {
+        print_ratios(
+            &mut results,
+            find(Variant::DynagateGate),
+            find(Variant::Sdk(*baseline)),
+        );
+    }
 
     let halved = run(
         &bench,

@@ -40,6 +40,10 @@ pub(crate) struct Outcome {
     pub(crate) throttled: u64,
     pub(crate) late_ms: u64,
     pub(crate) timeline: Vec<Second>,
+    /// The worker processes' CPU time, summed, in clock ticks.
+    pub(crate) client_ticks: u64,
+    /// DynamoDB Local's CPU time over the run, in clock ticks, if found.
+    pub(crate) server_ticks: Option<u64>,
 }
 
 impl Outcome {
@@ -57,6 +61,11 @@ impl Outcome {
 
     pub(crate) fn give_ups(&self) -> u64 {
         self.give_ups.values().sum()
+    }
+
+    /// Client CPU ticks per successful write.
+    pub(crate) fn client_cpu_per_success(&self) -> f64 {
+        self.client_ticks as f64 / self.succeeded.max(1) as f64
     }
 
     /// Of the successful writes' latencies.

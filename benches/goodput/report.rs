@@ -1,21 +1,24 @@
 //! The tables the bench prints (and writes to its result file).
 
+use crate::common::cpu::per_success;
 use crate::common::results::{Results, say};
 use crate::outcome::Outcome;
 
 pub(crate) fn print_totals(results: &mut Results, outcomes: &[Outcome]) {
     say!(
         results,
-        "| variant | goodput | successful writes/s | succeeded / offered | attempts / success | throttled | give-ups | p50 success | p99 success | p50 all | p99 all | wall | give-up reasons |"
+        "| variant | goodput | successful writes/s | succeeded / offered | attempts / success | throttled \
+         | give-ups | p50 success | p99 success | p50 all | p99 all | wall | client CPU / success \
+         | DynamoDB Local CPU / success | give-up reasons |"
     );
     say!(
         results,
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     );
     for o in outcomes {
         say!(
             results,
-            "| {} | {:.1} % | {:.1} | {} / {} | {:.2} | {} | {} | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.1} s | {} |",
+            "| {} | {:.1} % | {:.1} | {} / {} | {:.2} | {} | {} | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.1} s | {} | {} | {} |",
             o.variant.name(),
             100.0 * o.goodput(),
             o.writes_per_second(),
@@ -29,6 +32,8 @@ pub(crate) fn print_totals(results: &mut Results, outcomes: &[Outcome]) {
             o.outcome_percentile_ms(50.0),
             o.outcome_percentile_ms(99.0),
             o.wall_seconds,
+            per_success(Some(o.client_ticks), o.succeeded),
+            per_success(o.server_ticks, o.succeeded),
             o.give_ups
                 .iter()
                 .map(|(reason, n)| format!("{reason} {n}"))
@@ -77,7 +82,8 @@ pub(crate) fn print_ratios(results: &mut Results, ours: &Outcome, theirs: &Outco
     };
     say!(
         results,
-        "{} vs {}: {} goodput, {} attempts per success, {} throttled, {} give-ups, {} p99",
+        "{} vs {}: {} goodput, {} attempts per success, {} throttled, {} give-ups, {} p99 success, \
+         {} p99 all, {} client CPU per success",
         ours.variant.name(),
         theirs.variant.name(),
         ratio(ours.goodput(), theirs.goodput()),
@@ -85,5 +91,13 @@ pub(crate) fn print_ratios(results: &mut Results, ours: &Outcome, theirs: &Outco
         ratio(ours.throttled as f64, theirs.throttled as f64),
         ratio(ours.give_ups() as f64, theirs.give_ups() as f64),
         ratio(ours.percentile_ms(99.0), theirs.percentile_ms(99.0)),
+        ratio(
+            ours.outcome_percentile_ms(99.0),
+            theirs.outcome_percentile_ms(99.0)
+        ),
+        ratio(
+            ours.client_cpu_per_success(),
+            theirs.client_cpu_per_success()
+        ),
     );
 }

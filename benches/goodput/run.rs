@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::bench::{Bench, DRAIN_LIMIT, STARTUP, Scenario, Variant};
+use crate::common::cpu::process_ticks;
 use crate::common::create_table;
 use crate::fleet::Fleet;
 use crate::outcome::{Outcome, Second, successes};
@@ -40,6 +41,7 @@ impl Run<'_> {
         let specs: Vec<_> = (0..self.bench.processes)
             .map(|index| self.worker_spec(index, &proxy, start_unix_ms, gate.clone()))
             .collect();
+        let server_before = self.bench.server_pid.and_then(process_ticks);
         let mut fleet = Fleet::spawn(&specs);
         let reports = fleet.reports();
         let (start, _) = instant_at(start_unix_ms);
@@ -47,6 +49,10 @@ impl Run<'_> {
             .watch(&proxy, parent_gate.as_ref(), start, &reports)
             .await;
         let reports = reports.await.expect("the workers' reports");
+        let server_after = self.bench.server_pid.and_then(process_ticks);
+        let server_ticks = server_before
+            .zip(server_after)
+            .map(|(before, after)| after.saturating_sub(before));
         fleet.reap();
         let stats = proxy.stats().operation(&self.table, "PutItem");
         proxy.shutdown().await;
@@ -57,7 +63,7 @@ impl Run<'_> {
             .table_name(&self.table)
             .send()
             .await;
-        self.outcome(reports, &stats, start_unix_ms, timeline)
+        self.outcome(reports, &stats, start_unix_ms, timeline, server_ticks)
     }
 
     fn gate_spec(&self) -> Option<GateSpec> {
@@ -141,6 +147,7 @@ impl Run<'_> {
         stats: &OperationStats,
         start_unix_ms: u64,
         timeline: Vec<Second>,
+        server_ticks: Option<u64>,
     ) -> Outcome {
         let last_completion = reports.iter().map(|r| r.last_completion_unix_ms).max();
         let wall_ms = last_completion.unwrap_or(start_unix_ms) - start_unix_ms;
@@ -170,6 +177,8 @@ impl Run<'_> {
             throttled: stats.throttled_total(),
             late_ms: reports.iter().map(|r| r.late_ms).max().unwrap_or(0),
             timeline,
+            client_ticks: reports.iter().map(|r| r.cpu_ticks).sum(),
+            server_ticks,
         }
     }
 }

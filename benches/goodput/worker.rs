@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_dynamodb::config::retry::RetryConfig;
 use dynagate::ResilientClient;
 use dynagate::capacity::{CapacityGate, TableCapacity, Throughput};
 use dynagate::retry::RetryPolicy;
@@ -14,6 +13,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::bench::{DRAIN_LIMIT, Variant, WORKER_ENV};
+use crate::common::cpu::own_ticks;
 use crate::common::local_config;
 use crate::common::writer::Writer;
 
@@ -97,6 +97,9 @@ pub(crate) struct WorkerReport {
     pub(crate) last_completion_unix_ms: u64,
     /// How late the worker was ready for the common start (0: in time).
     pub(crate) late_ms: u64,
+    /// This process's CPU time (clock ticks) from when its client was ready
+    /// until its writes were in: what offering its share of the load cost.
+    pub(crate) cpu_ticks: u64,
 }
 
 /// The worker's client. Every variant sends the same request: the gate asks
@@ -108,8 +111,7 @@ async fn connect(spec: &WorkerSpec) -> Writer {
         ResilientClient::new(&config, policy.expect("retry policy"))
     };
     let writer = match spec.variant {
-        Variant::SdkStandard => Writer::sdk(&config, RetryConfig::standard()),
-        Variant::SdkAdaptive => Writer::sdk(&config, RetryConfig::adaptive()),
+        Variant::Sdk(baseline) => Writer::sdk_config(baseline.config(&config)),
         Variant::Dynagate => Writer::dynagate(resilient()),
         Variant::DynagateGate => {
             let gate = spec
@@ -125,6 +127,7 @@ async fn connect(spec: &WorkerSpec) -> Writer {
 /// One worker process: offers its share of the load on schedule, then reports.
 pub(crate) async fn run_worker(spec: WorkerSpec) -> WorkerReport {
     let writer = connect(&spec).await;
+    let ticks_before = own_ticks();
     let (start, late_ms) = instant_at(spec.start_unix_ms);
     let table: Arc<str> = spec.table.as_str().into();
     let mut writes = JoinSet::new();
@@ -144,6 +147,7 @@ pub(crate) async fn run_worker(spec: WorkerSpec) -> WorkerReport {
         ..WorkerReport::default()
     };
     report.collect(writes).await;
+    report.cpu_ticks = own_ticks().saturating_sub(ticks_before);
     report
 }
 
