@@ -242,3 +242,43 @@ async fn a_key_that_keeps_landing_in_the_penalty_box_is_suspended() {
     store.unsuspend(&key_id_of(&api.key)).await.unwrap();
     assert!(store.authenticate(&api.key).await.unwrap().is_ok());
 }
+
+/// With `KEY_TAG_SECRETS`, a key the service never issued is refused by its
+/// tag before any lookup: made-up keys rotated over 200 addresses (each
+/// under its failed-authentication limit) read nothing from DynamoDB, while
+/// the issued key is read once and then served from the cache.
+#[tokio::test]
+async fn made_up_keys_cost_no_dynamodb_read_when_keys_are_tagged() {
+    let proxy = common::fault_proxy(Vec::new(), 7).await;
+    let api = Api::start_configured(Some(proxy.url()), (100, 100), |config| {
+        config.trusted_proxies = TrustedProxies::parse("127.0.0.0/8").unwrap();
+        config.key_tag_secrets = vec!["a-test-secret-of-at-least-32-characters".into()];
+    })
+    .await;
+    let keys_table = api.config().keys_table.clone();
+    for n in 0..200u32 {
+        let key = format!("dg_{n:064x}");
+        let client = format!("198.51.{}.{}", n / 100, n % 100 + 1);
+        let reply = get_with(&api, &key, Some(&client)).await;
+        assert_error(&reply, StatusCode::UNAUTHORIZED, "invalid_api_key");
+    }
+    assert_eq!(
+        proxy.stats().operation(&keys_table, "GetItem").requests,
+        0,
+        "a made-up key was looked up"
+    );
+    assert_eq!(
+        api.key.len(),
+        "dg_".len() + 64,
+        "a tagged key keeps the shape"
+    );
+    for _ in 0..3 {
+        let reply = get_with(&api, &api.key, None).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{:?}", reply.json);
+    }
+    assert_eq!(
+        proxy.stats().operation(&keys_table, "GetItem").requests,
+        1,
+        "the issued key: one lookup, then the cache"
+    );
+}

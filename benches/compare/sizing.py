@@ -87,8 +87,9 @@ def main():
         say("- No `cluster_spread.md`: an even spread over the shards is assumed.")
     say("")
     say(f"Assumptions: every core and every Redis shard planned at {UTILISATION:.0%} of its time; one Redis round trip per request"
-        " (a single Redis, or a cluster where a request's checks share a slot: a key's limits and its route policies do, the"
-        " per-address ceiling usually does not, which adds a call on another shard); Redis executes scripts on one thread, so"
+        " on a single Redis. On a cluster the checks of one slot go in one call: a key's limits, its route policies and its"
+        " read-unit reservation share the key's slot, the per-address ceiling has its own, so a keyed request is two calls"
+        " there, splitting the same script work (the per-call overhead Redis adds is not in this figure); Redis executes scripts on one thread, so"
         " a shard is one core of script time; the service scales across cores and instances with no shared state but Redis;"
         " DynamoDB's own capacity is sized separately (the capacity gate keeps the fleet under it).")
     say("")
@@ -97,8 +98,7 @@ def main():
     for rps in TARGETS:
         cores = rps * service / 1e6 / UTILISATION
         redis_cores = rps * redis / 1e6 / UTILISATION
-        calls = cluster_calls or trips
-        shards = max(1, math.ceil(redis_cores * (calls / trips if trips else 1) * skew))
+        shards = max(1, math.ceil(redis_cores * skew))
         say(f"| {rps:,} | {math.ceil(cores)} | {redis_cores:.1f} | {shards} |")
     say("")
     say("Redis's CPU per request is the script's: it decides five checks (the address ceiling, the key's two limits, a route"

@@ -122,6 +122,11 @@ impl Api {
         }
     }
 
+    /// The service's configuration (its table names among it).
+    pub fn config(&self) -> &users_api::Config {
+        &self.config
+    }
+
     /// A key store on the test's keys table (not the served instance's:
     /// its cache is its own), for issuing and changing keys.
     pub fn key_store(&self) -> &users_api::keys::KeyStore {

@@ -41,6 +41,10 @@ pub struct Config {
     /// comma-separated, each at least 32 characters). Empty: a random secret
     /// per process, so a cursor only works on the instance that issued it.
     pub cursor_secrets: Vec<String>,
+    /// `KEY_TAG_SECRETS`: secrets that tag issued keys, so that a key this
+    /// service never issued is refused before any lookup (see
+    /// [`KeyTags`](crate::key_tags::KeyTags)); empty, keys carry no tag.
+    pub key_tag_secrets: Vec<String>,
     /// A TOML file of rate-limit policies, shadow mode and the penalty box
     /// (`RATE_LIMIT_CONFIG`; see `rate-limits.toml`).
     pub rate_limit_config: Option<std::path::PathBuf>,
@@ -135,6 +139,7 @@ impl Config {
             capacity_prefix: "dynagate:capacity".to_owned(),
             connections: ServeConfig::default(),
             cursor_secrets: Vec::new(),
+            key_tag_secrets: Vec::new(),
             rate_limit_config: None,
             key_abuse: AbuseLimits::default(),
         }
@@ -227,6 +232,12 @@ impl Config {
             .filter(|v| !v.is_empty())
             .map(std::path::PathBuf::from);
         config.cursor_secrets = env_or("CURSOR_SECRETS", "")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        config.key_tag_secrets = env_or("KEY_TAG_SECRETS", "")
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())

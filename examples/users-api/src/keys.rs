@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::key_cache::{KeyCache, Known};
+use crate::key_tags::{KeyTags, TAG_HEX};
 use crate::limits::MAX_COST;
 use crate::suspension::{AbuseLimits, AbuseWatch, Signal};
 
@@ -152,6 +153,7 @@ pub struct KeyStore {
     pub(crate) cache: Arc<KeyCache>,
     watch: Arc<Mutex<AbuseWatch>>,
     abuse: AbuseLimits,
+    tags: Option<KeyTags>,
 }
 
 impl KeyStore {
@@ -167,7 +169,16 @@ impl KeyStore {
             cache: Arc::new(KeyCache::new(10_000, 10_000)),
             watch: Arc::new(Mutex::new(AbuseWatch::new(abuse))),
             abuse,
+            tags: None,
         }
+    }
+
+    /// Issues tagged keys and refuses, before any lookup, a key whose tag
+    /// does not verify (see [`KeyTags`]). Keys issued before tags were on do
+    /// not carry one: turn tags on before issuing the keys they should cover.
+    pub fn with_tags(mut self, tags: KeyTags) -> KeyStore {
+        self.tags = Some(tags);
+        self
     }
 
     /// Issues a key for `owner` that never expires; returns the key, which
@@ -192,8 +203,17 @@ impl KeyStore {
         per_day: u64,
         expires_in: Option<Duration>,
     ) -> Result<String, String> {
-        let secret: [u8; 32] = rand::rng().random();
-        let key = format!("{PREFIX}{}", hex::encode(secret));
+        let key = match &self.tags {
+            // 192 random bits and the tag: the same shape as an untagged key.
+            Some(tags) => {
+                let secret: [u8; (SECRET_HEX - TAG_HEX) / 2] = rand::rng().random();
+                tags.seal(&format!("{PREFIX}{}", hex::encode(secret)))
+            }
+            None => {
+                let secret: [u8; SECRET_HEX / 2] = rand::rng().random();
+                format!("{PREFIX}{}", hex::encode(secret))
+            }
+        };
         let record = ApiKeyRecord {
             key_hash: hash(&key),
             owner: owner.to_owned(),
@@ -227,7 +247,8 @@ impl KeyStore {
     }
 
     async fn lookup(&self, key: &str) -> Result<Result<Caller, Refusal>, AuthUnavailable> {
-        if !well_formed(key) {
+        if !well_formed(key) || self.tags.as_ref().is_some_and(|tags| !tags.verify(key)) {
+            metrics::counter!("users_api_keys_refused_unread_total").increment(1);
             return Ok(Err(Refusal::Unknown));
         }
         let key_hash = hash(key);

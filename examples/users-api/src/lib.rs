@@ -36,6 +36,7 @@ pub mod errors;
 mod idempotency;
 pub mod key_admin;
 mod key_cache;
+pub mod key_tags;
 pub mod keys;
 mod limits;
 pub mod lists;

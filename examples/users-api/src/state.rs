@@ -13,6 +13,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::capacity::capacity_gate;
 use crate::config::Config;
+use crate::key_tags::KeyTags;
 use crate::keys::{ApiKeyRecord, KeyStore};
 use crate::limits::rate_limit_layer;
 use crate::model::User;
@@ -77,7 +78,10 @@ pub async fn build(config: &Config, aws: &SdkConfig) -> Result<(AppState, RateLi
         &config.keys_table,
         KeySchema::partition("key_hash", KeyType::String),
     );
-    let keys = KeyStore::with_abuse_limits(key_records, config.key_abuse);
+    let mut keys = KeyStore::with_abuse_limits(key_records, config.key_abuse);
+    if !config.key_tag_secrets.is_empty() {
+        keys = keys.with_tags(KeyTags::new(&config.key_tag_secrets)?);
+    }
     let layer = rate_limit_layer(config, redis.clone(), keys.clone())?;
 
     let state = AppState(Arc::new(Shared {
