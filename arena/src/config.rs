@@ -39,7 +39,7 @@ pub const FLAGS: &[(&str, &str, &str)] = &[
     (
         "service-pids",
         "",
-        "comma-separated pids of the service's processes (CPU from /proc)",
+        "comma-separated pids of the service (each with its child processes: CPU from /proc)",
     ),
     ("out", "", "where to write the JSON summary"),
     ("run-id", "arena", "prefix of the user ids this run creates"),

@@ -29,7 +29,7 @@ use crate::attacks::Attack;
 use crate::client::Targets;
 use crate::config::Settings;
 use crate::legit::{Mix, Profile, User};
-use crate::probe::{CLK_TCK, ProxyStats, TableCounters, Timeline, proc_ticks};
+use crate::probe::{CLK_TCK, ProxyStats, TableCounters, Timeline, tree_ticks};
 use crate::slowloris::SlowTally;
 use crate::tally::{AttackTally, LegitTally, server_errors};
 
@@ -159,8 +159,8 @@ async fn run(args: &[String]) -> Result<(), String> {
     let first = stats.fetch().await?;
     let me = std::process::id();
     let (service0, me0) = (
-        pids.iter().map(|p| proc_ticks(*p)).sum::<u64>(),
-        proc_ticks(me),
+        pids.iter().map(|p| tree_ticks(*p)).sum::<u64>(),
+        tree_ticks(me),
     );
     let start = Instant::now();
     let legit = Arc::new(Mutex::new(LegitTally::default()));
@@ -230,8 +230,8 @@ async fn run(args: &[String]) -> Result<(), String> {
     }
     let elapsed = start.elapsed().as_secs_f64();
     let (service1, me1) = (
-        pids.iter().map(|p| proc_ticks(*p)).sum::<u64>(),
-        proc_ticks(me),
+        pids.iter().map(|p| tree_ticks(*p)).sum::<u64>(),
+        tree_ticks(me),
     );
     let last = stats.fetch().await?;
     let legit = lookup(&legit);

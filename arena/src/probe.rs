@@ -86,29 +86,42 @@ impl ProxyStats {
     }
 }
 
-/// User plus system time of `pid` in clock ticks (fields 14 and 15 of
-/// `/proc/PID/stat`, counted after the last `)`: the command name may hold
-/// spaces). A process that is gone counts 0.
-pub fn proc_ticks(pid: u32) -> u64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0;
-    };
-    ticks_of(&stat)
+/// CPU time of the process tree rooted at `pid`, in clock ticks: its own
+/// user and system time and its reaped children's (fields 14 to 17 of
+/// `/proc/PID/stat`), plus the same of its live children. A gunicorn
+/// master's workers are counted, also those killed and replaced during the
+/// run (their time moves into the master's reaped-children fields). A
+/// process that is gone counts 0.
+pub fn tree_ticks(pid: u32) -> u64 {
+    let own = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(0, |s| ticks_of(&s));
+    let children: u64 = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|child| std::fs::read_to_string(format!("/proc/{child}/stat")).ok())
+        .filter(|stat| parent_of(stat) == Some(pid))
+        .map(|stat| ticks_of(&stat))
+        .sum();
+    own + children
 }
 
+/// The fields after the command name: field 3 (state) is index 0.
+fn fields_of(stat: &str) -> Vec<&str> {
+    stat.rsplit_once(") ")
+        .map_or_else(Vec::new, |(_, rest)| rest.split_whitespace().collect())
+}
+
+fn parent_of(stat: &str) -> Option<u32> {
+    fields_of(stat).get(1)?.parse().ok()
+}
+
+/// utime + stime + cutime + cstime (fields 14 to 17: indexes 11 to 14).
 fn ticks_of(stat: &str) -> u64 {
-    let Some((_, rest)) = stat.rsplit_once(") ") else {
-        return 0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // After `) `, field 3 (state) is index 0: utime (14) is 11, stime (15) 12.
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    field(11) + field(12)
+    let fields = fields_of(stat);
+    (11..=14)
+        .map(|i| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0))
+        .sum()
 }
 
 /// Clock ticks a second (`getconf CLK_TCK`): 100 on Linux, which fixed it
@@ -178,11 +191,12 @@ mod tests {
     }
 
     #[test]
-    fn proc_stat_ticks_are_read_after_the_command_name() {
-        let stat = "42 (a (weird) name) S 1 2 3 4 5 6 7 8 9 10 150 25 0 0";
-        assert_eq!(ticks_of(stat), 175);
+    fn proc_stat_ticks_are_read_after_the_command_name_with_reaped_children() {
+        let stat = "42 (a (weird) name) S 7 2 3 4 5 6 7 8 9 10 150 25 3 2 20 0";
+        assert_eq!(ticks_of(stat), 180);
+        assert_eq!(parent_of(stat), Some(7));
         assert_eq!(ticks_of("garbage"), 0);
-        assert!(proc_ticks(std::process::id()) < u64::MAX);
+        assert_eq!(tree_ticks(u32::MAX), 0, "a process that is gone");
     }
 
     #[test]
