@@ -166,7 +166,7 @@ impl Attack {
                 tally
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .record(reply.status);
+                    .record(reply.status, reply.why.as_deref());
                 drop(slot);
             });
         }

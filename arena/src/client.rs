@@ -56,6 +56,9 @@ pub struct Reply {
     pub etag: Option<u64>,
     /// Time to outcome: from the send to the end of the body (or the failure).
     pub took: Duration,
+    /// Why, for an answer of 400 or more: `429 rate_limited`, and for a 5xx
+    /// the message too (`503 unavailable: the API key cannot be checked...`).
+    pub why: Option<String>,
 }
 
 /// The instances, and the client that reaches them.
@@ -94,17 +97,19 @@ impl Targets {
         let answer = tokio::time::timeout(REQUEST_TIMEOUT, self.exchange(base, call)).await;
         let took = started.elapsed();
         match answer {
-            Ok(Some((status, retry_after, etag))) => Reply {
+            Ok(Some((status, retry_after, etag, why))) => Reply {
                 status: Some(status),
                 retry_after,
                 etag,
                 took,
+                why,
             },
             _ => Reply {
                 status: None,
                 retry_after: None,
                 etag: None,
                 took,
+                why: None,
             },
         }
     }
@@ -113,7 +118,7 @@ impl Targets {
         &self,
         base: &str,
         call: &Call,
-    ) -> Option<(u16, Option<Duration>, Option<u64>)> {
+    ) -> Option<(u16, Option<Duration>, Option<u64>, Option<String>)> {
         let mut request = Request::builder()
             .method(call.method.clone())
             .uri(format!("{base}{}", call.path))
@@ -146,7 +151,49 @@ impl Targets {
         let wait = retry_after(header("retry-after").as_deref());
         let etag = header("etag").and_then(|v| v.trim_matches('"').parse().ok());
         // The whole body, so the connection goes back to the pool.
-        response.into_body().collect().await.ok()?;
-        Some((status, wait, etag))
+        let body = response.into_body().collect().await.ok()?.to_bytes();
+        let why = (status >= 400).then(|| why(status, &body));
+        Some((status, wait, etag, why))
+    }
+}
+
+/// `STATUS CODE` from an error body `{"error": CODE, "message": ...}` (both
+/// services' shape), with the message for a 5xx; `STATUS` alone for another
+/// body.
+pub fn why(status: u16, body: &[u8]) -> String {
+    let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    let field = |name: &str| {
+        parsed
+            .as_ref()
+            .and_then(|v| v[name].as_str().map(str::to_owned))
+    };
+    match (field("error"), field("message")) {
+        (Some(code), Some(message)) if status >= 500 => {
+            format!(
+                "{status} {code}: {}",
+                message.chars().take(80).collect::<String>()
+            )
+        }
+        (Some(code), _) => format!("{status} {code}"),
+        _ => status.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn why_names_the_error_code_and_a_server_error_s_message() {
+        let body = br#"{"error":"unavailable","message":"the API key cannot be checked"}"#;
+        assert_eq!(
+            why(503, body),
+            "503 unavailable: the API key cannot be checked"
+        );
+        assert_eq!(
+            why(429, br#"{"error":"rate_limited","message":"x"}"#),
+            "429 rate_limited"
+        );
+        assert_eq!(why(405, b"<html>Method Not Allowed</html>"), "405");
     }
 }

@@ -247,6 +247,7 @@ impl User {
                 start.elapsed(),
                 reply.took,
                 reply.status,
+                reply.why.as_deref(),
                 outcome,
             );
             self.learn(&call, op, reply.status, reply.etag);

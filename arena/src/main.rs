@@ -105,9 +105,9 @@ async fn run(args: &[String]) -> Result<(), String> {
     let targets = Arc::new(Targets::new(bases));
     stats.fetch().await?;
 
+    let population = legit_keys.len();
     log(&format!(
-        "{side}: {} keys create {SEEDED_USERS} users each",
-        legit_keys.len()
+        "{side}: {population} keys create {SEEDED_USERS} users each"
     ));
     let mut seeding = Vec::new();
     for (index, key) in legit_keys.into_iter().enumerate() {
@@ -252,6 +252,7 @@ async fn run(args: &[String]) -> Result<(), String> {
                 .collect()
         })
         .map_or(0, |m: BTreeMap<String, u64>| server_errors(&m));
+    let attack_sent: u64 = attack_tallies.values().map(|t| lookup(t).sent()).sum();
     let attack_5xx: u64 = attack_tallies
         .values()
         .map(|t| lookup(t).server_errors())
@@ -264,6 +265,9 @@ async fn run(args: &[String]) -> Result<(), String> {
         "instances": targets.bases().len(),
         "seconds": elapsed,
         "legit": legit_json,
+        // What the population would have sent had every answer been instant:
+        // a key sends its next request only after the answer to the last.
+        "legit_scheduled": population as f64 * profile.rate * seconds.as_secs_f64(),
         "attacks": attacks_json,
         "slowloris": slow.to_json(),
         "server_errors": {"legit": legit_5xx, "attacks": attack_5xx, "total": legit_5xx + attack_5xx},
@@ -277,6 +281,8 @@ async fn run(args: &[String]) -> Result<(), String> {
             "service_seconds": service_seconds,
             "service_us_per_legit_request": (legit.requests() > 0)
                 .then(|| service_seconds * 1e6 / legit.requests() as f64),
+            "service_us_per_request": (legit.requests() + attack_sent > 0)
+                .then(|| service_seconds * 1e6 / (legit.requests() + attack_sent) as f64),
             "generator_seconds": me_seconds,
             "generator_share_of_machine": me_seconds / (elapsed * cores),
             "cores": cores,

@@ -120,7 +120,12 @@ fn parent_of(stat: &str) -> Option<u32> {
 fn ticks_of(stat: &str) -> u64 {
     let fields = fields_of(stat);
     (11..=14)
-        .map(|i| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0))
+        .map(|i| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+        })
         .sum()
 }
 

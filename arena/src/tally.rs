@@ -33,6 +33,8 @@ pub struct LegitTally {
     latencies_us: Vec<u32>,
     by_status: BTreeMap<String, u64>,
     by_outcome: BTreeMap<&'static str, u64>,
+    /// Failures by why (`503 unavailable: ...`), to tell their causes apart.
+    by_why: BTreeMap<String, u64>,
     /// Indexed by the second (from the start of the phase) the request ended in.
     seconds: Vec<Second>,
 }
@@ -44,8 +46,12 @@ impl LegitTally {
         ended: Duration,
         took: Duration,
         status: Option<u16>,
+        why: Option<&str>,
         outcome: Outcome,
     ) {
+        if let Some(why) = why.filter(|_| !outcome.is_success()) {
+            *self.by_why.entry(why.to_owned()).or_default() += 1;
+        }
         self.latencies_us
             .push(u32::try_from(took.as_micros()).unwrap_or(u32::MAX));
         *self.by_status.entry(status_label(status)).or_default() += 1;
@@ -88,6 +94,7 @@ impl LegitTally {
             "p99_ms": ms(99.0),
             "by_status": self.by_status,
             "by_outcome": self.by_outcome,
+            "failures_by_why": self.by_why,
             "per_second": self.seconds().iter()
                 .map(|s| json!({"requests": s.requests, "successes": s.successes}))
                 .collect::<Vec<_>>(),
@@ -110,13 +117,18 @@ fn outcome_label(outcome: Outcome) -> &'static str {
 #[derive(Debug, Default)]
 pub struct AttackTally {
     pub by_status: BTreeMap<String, u64>,
+    /// Server errors by why.
+    pub server_errors_by_why: BTreeMap<String, u64>,
     pub skipped: u64,
 }
 
 impl AttackTally {
     /// One answer.
-    pub fn record(&mut self, status: Option<u16>) {
+    pub fn record(&mut self, status: Option<u16>, why: Option<&str>) {
         *self.by_status.entry(status_label(status)).or_default() += 1;
+        if let Some(why) = why.filter(|_| status.is_some_and(|s| s >= 500)) {
+            *self.server_errors_by_why.entry(why.to_owned()).or_default() += 1;
+        }
     }
 
     /// Requests that got an answer or none.
@@ -132,7 +144,8 @@ impl AttackTally {
     /// The record as JSON.
     pub fn to_json(&self) -> Value {
         json!({"sent": self.sent(), "skipped": self.skipped, "by_status": self.by_status,
-               "server_errors": self.server_errors()})
+               "server_errors": self.server_errors(),
+               "server_errors_by_why": self.server_errors_by_why})
     }
 }
 
@@ -166,10 +179,22 @@ mod tests {
         let mut tally = LegitTally::default();
         let s = Duration::from_secs;
         let ms = Duration::from_millis;
-        tally.record(ms(100), ms(5), Some(200), Outcome::Success);
-        tally.record(ms(900), ms(7), Some(404), Outcome::Deserved);
-        tally.record(s(2), ms(3000), None, Outcome::NoAnswer);
-        tally.record(s(2), ms(1), Some(429), Outcome::Refused);
+        tally.record(ms(100), ms(5), Some(200), None, Outcome::Success);
+        tally.record(
+            ms(900),
+            ms(7),
+            Some(404),
+            Some("404 not_found"),
+            Outcome::Deserved,
+        );
+        tally.record(s(2), ms(3000), None, None, Outcome::NoAnswer);
+        tally.record(
+            s(2),
+            ms(1),
+            Some(429),
+            Some("429 rate_limited"),
+            Outcome::Refused,
+        );
         assert_eq!(tally.requests(), 4);
         assert_eq!(tally.successes(), 2);
         assert_eq!(
@@ -190,14 +215,20 @@ mod tests {
         assert_eq!(json["success_rate"], 0.5);
         assert_eq!(json["p99_ms"], 3000.0, "the timeout is in the tail");
         assert_eq!(json["by_status"]["none"], 1);
+        assert_eq!(
+            json["failures_by_why"],
+            json!({"429 rate_limited": 1}),
+            "deserved is no failure"
+        );
     }
 
     #[test]
     fn attack_tallies_count_server_errors() {
         let mut tally = AttackTally::default();
         for status in [Some(503), Some(500), Some(401), None, Some(201)] {
-            tally.record(status);
+            tally.record(status, Some("why"));
         }
+        assert_eq!(tally.server_errors_by_why["why"], 2);
         assert_eq!(tally.sent(), 5);
         assert_eq!(tally.server_errors(), 2);
     }

@@ -206,5 +206,9 @@ PIDS=()
   echo "legit_keys=$LEGIT_KEYS"
 } >"$RUN_DIR/facts.txt"
 mkdir -p "$RESULTS"
+# ARENA_KEEP_SUMMARIES=DIR keeps the generator's JSON summaries there.
+if [ -n "${ARENA_KEEP_SUMMARIES:-}" ]; then
+  mkdir -p "$ARENA_KEEP_SUMMARIES" && cp "$RUN_DIR"/*.json "$RUN_DIR/facts.txt" "$ARENA_KEEP_SUMMARIES/"
+fi
 "$VENV/bin/python" benches/arena/report.py "$RUN_DIR" "$RESULTS" README.md
 log "results written to $RESULTS/arena.md and arena.png; README.md updated"

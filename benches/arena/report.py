@@ -59,6 +59,8 @@ def rows(d, f, capacity):
     secs = lambda s: s["seconds"]  # noqa: E731
     return [
         ("legitimate requests", *both(lambda s: s["legit"]["requests"])),
+        ("legitimate requests sent per request scheduled (the next waits for the last answer)",
+         *both(lambda s: s["legit"]["requests"] / s["legit_scheduled"], pct)),
         ("legitimate success rate (2xx + deserved 4xx)", *both(lambda s: s["legit"]["success_rate"], pct)),
         ("time to outcome p50, ms (all legitimate requests)", *both(lambda s: s["legit"]["p50_ms"])),
         ("time to outcome p99, ms (all legitimate requests)", *both(lambda s: s["legit"]["p99_ms"])),
@@ -76,6 +78,8 @@ def rows(d, f, capacity):
          *both(lambda s: s["invalid_phase"]["lookups_per_100_requests"], lambda v: fmt(v, 2))),
         ("key lookups during the main phase, every cause", *both(lambda s: s["keys_table"]["lookups"])),
         ("service CPU per legitimate request, µs", *both(lambda s: s["cpu"]["service_us_per_legit_request"], lambda v: fmt(v, 0))),
+        ("service CPU per request answered, attacks included, µs",
+         *both(lambda s: s["cpu"]["service_us_per_request"], lambda v: fmt(v, 0))),
         ("service CPU, seconds", *both(lambda s: s["cpu"]["service_seconds"])),
         ("load generator's share of the machine's CPU", *both(lambda s: s["cpu"]["generator_share_of_machine"], lambda v: pct(v, 1))),
     ]
