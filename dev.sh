@@ -14,7 +14,7 @@ usage() {
                 LOCALSTACK_LANE=off skips it)
 ./dev.sh bench  set up DynamoDB Local and Redis and run the benchmark programs (release)
 ./dev.sh arena  the abuse arena: legitimate users and attacks at once, dynagate's
-                users API against the Flask baseline (about 4 minutes)
+                users API against the Flask baseline (about 5 minutes)
 EOF
 }
 

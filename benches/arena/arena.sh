@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The abuse arena: legitimate users and attacks at the same time against a
 # table of limited capacity, dynagate's users API against the Flask baseline,
-# in one run (about 4 minutes).
+# in one run (about 5 minutes).
 #
 #   benches/arena/arena.sh          (or ./dev.sh arena)
 #
@@ -192,6 +192,26 @@ run_arena flask "http://127.0.0.1:$port" "$FLASK_PID" "$TABLE" --mix "$FLASK_MIX
 WORKERS="$(pgrep -c -P "$FLASK_PID" || true)"
 stop "${PIDS[@]}"
 PIDS=()
+
+# --- flask again without the slow connections (ARENA_FLASK_CALM=off skips it) ---
+# Sync workers wait for a client's headers as long as it takes: the slow
+# connections alone decide the Flask run above. This one shows the rest.
+if [ "${ARENA_FLASK_CALM:-on}" != off ]; then
+  TABLE="arena-users-$RUN_ID-flask-calm"
+  create_table "$TABLE" stack/tables/users.json
+  start_proxy flask-calm "$TABLE"
+  port="$(free_port)"
+  (cd benches/compare/flask_baseline && AWS_ENDPOINT_URL="$PROXY_URL" USERS_TABLE="$TABLE" \
+    LIMITER_PREFIX="arena:$RUN_ID:flask-calm:" BIND_ADDR="127.0.0.1:$port" \
+    exec "$VENV/bin/gunicorn" -c gunicorn.conf.py --pythonpath "$REPO_ROOT/benches/arena" \
+    flask_behind_proxy:app) >"$RUN_DIR/gunicorn-calm.log" 2>&1 &
+  PIDS+=("$!")
+  CALM_PID=$!
+  wait_healthy "http://127.0.0.1:$port" "$RUN_DIR/gunicorn-calm.log"
+  run_arena flask-calm "http://127.0.0.1:$port" "$CALM_PID" "$TABLE" --mix "$FLASK_MIX" --slowloris 0
+  stop "${PIDS[@]}"
+  PIDS=()
+fi
 
 # --- the result files -----------------------------------------------------------
 {

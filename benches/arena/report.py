@@ -90,13 +90,17 @@ def goals(d, capacity):
     rate = d["legit"]["success_rate"] or 0.0
     read_peak = peak(d, "read_units_per_second") or 0.0
     write_peak = peak(d, "write_units_per_second") or 0.0
+    samples = d["users_table"]["timeline"]
+    above = sum(1 for x in samples
+                if x["read_units_per_second"] > read_cap or x["write_units_per_second"] > write_cap)
     lookups = d["invalid_phase"]["lookups_per_100_requests"]
     verdict = lambda ok: "MET" if ok else "MISSED"  # noqa: E731
     return [
         ("legitimate success rate >= 99.5%", pct(rate), verdict(rate >= 0.995)),
         ("zero 5xx", fmt(d["server_errors"]["total"]), verdict(d["server_errors"]["total"] == 0)),
         ("consumed capacity never above provisioned (each 1 s sample, users table)",
-         f"peak {read_peak:.1f} RCU/s of {read_cap:g}, {write_peak:.1f} WCU/s of {write_cap:g}",
+         f"peak {read_peak:.1f} RCU/s of {read_cap:g}, {write_peak:.1f} WCU/s of {write_cap:g}; "
+         f"{above} of {len(samples)} samples above",
          verdict(read_peak <= read_cap and write_peak <= write_cap)),
         ("at most 1 DynamoDB read per 100 invalid-key requests", fmt(lookups, 2),
          verdict(lookups is not None and lookups <= 1.0)),
@@ -109,25 +113,40 @@ def table(lines, header):
     return out
 
 
-def main_table(d, f, capacity):
-    return table(
-        [(label, a, b, ratio(x, y)) for label, a, b, x, y in rows(d, f, capacity)],
-        ["", "dynagate (3 instances)", "Flask (gunicorn)", "dynagate / Flask"],
-    )
+def main_table(d, f, capacity, calm=None):
+    """The two sides and their ratio; `calm`, the Flask run without the slow
+    connections, as a last column when there is one."""
+    header = ["", "dynagate (3 instances)", "Flask (gunicorn)", "dynagate / Flask"]
+    lines = [(label, a, b, ratio(x, y)) for label, a, b, x, y in rows(d, f, capacity)]
+    if calm is not None:
+        header.append("Flask, no slow connections")
+        lines = [line + (c,) for line, (_, _, c, _, _) in zip(lines, rows(d, calm, capacity))]
+    return table(lines, header)
+
+
+def failure_table(summaries):
+    lines = []
+    for side, s in summaries:
+        for why, n in sorted(s["legit"]["failures_by_why"].items(), key=lambda kv: -kv[1]):
+            lines.append((side, why, fmt(n)))
+        timeouts = s["legit"]["by_status"].get("none", 0)
+        if timeouts:
+            lines.append((side, "no answer within 10 s (or a connection error)", fmt(timeouts)))
+    return table(lines or [("–", "no failure", "0")], ["side", "legitimate failures: answer", "count"])
 
 
 def goal_table(d, capacity):
     return table(goals(d, capacity), ["goal (dynagate)", "measured", "verdict"])
 
 
-def attack_table(d, f):
+def attack_table(summaries):
     lines = []
-    for name in d["attacks"]:
-        for side, s in (("dynagate", d), ("flask", f)):
+    for name in summaries[0][1]["attacks"]:
+        for side, s in summaries:
             a = s["attacks"][name]
             statuses = ", ".join(f"{k}: {v:,}" for k, v in a["by_status"].items())
             lines.append((name, side, fmt(a["sent"]), fmt(a["skipped"]), statuses))
-    for side, s in (("dynagate", d), ("flask", f)):
+    for side, s in summaries:
         slow = s["slowloris"]
         lines.append(("slowloris", side, fmt(slow["opened"]), "–",
                       f"closed by the server: {slow['closed_by_server']:,}, mean held "
@@ -135,10 +154,12 @@ def attack_table(d, f):
     return table(lines, ["attack", "side", "sent", "skipped (in flight cap)", "answers by status"])
 
 
-def chart(d, f, path):
+def chart(d, f, calm, path):
     fig, ax = plt.subplots(figsize=(9, 4.2))
-    for summary, label, colour in ((d, "dynagate users API (3 instances)", "#1f77b4"),
-                                   (f, "Flask + gunicorn baseline", "#d62728")):
+    lines = [(d, "dynagate users API (3 instances)", "#1f77b4"), (f, "Flask + gunicorn baseline", "#d62728")]
+    if calm is not None:
+        lines.append((calm, "Flask, without the slow connections", "#ff9896"))
+    for summary, label, colour in lines:
         seconds = summary["legit"]["per_second"]
         xs = [i for i, s in enumerate(seconds) if s["requests"]]
         ys = [100.0 * seconds[i]["successes"] / seconds[i]["requests"] for i in xs]
@@ -158,8 +179,11 @@ def main(run_dir, results_dir, readme):
     d = json.loads((run_dir / "dynagate.json").read_text())
     f = json.loads((run_dir / "flask.json").read_text())
     fx = facts(run_dir / "facts.txt")
+    calm_path = run_dir / "flask-calm.json"
+    calm = json.loads(calm_path.read_text()) if calm_path.exists() else None
+    summaries = [("dynagate", d), ("flask", f)] + ([("flask, no slow connections", calm)] if calm else [])
     capacity = tuple(float(x) for x in fx["users_capacity"].split(","))
-    chart(d, f, results_dir / "arena.png")
+    chart(d, f, calm, results_dir / "arena.png")
     met = [g for g in goals(d, capacity) if g[2] == "MET"]
     summary_line = (f"dynagate met {len(met)} of {len(goals(d, capacity))} goals "
                     f"on {fx['machine']}, {fx['started']}.")
@@ -185,13 +209,17 @@ def main(run_dir, results_dir, readme):
         "",
         *goal_table(d, capacity),
         "",
-        *main_table(d, f, capacity),
+        *main_table(d, f, capacity, calm),
         "",
         "![legitimate success rate per second](arena.png)",
         "",
+        "## Why legitimate requests failed",
+        "",
+        *failure_table(summaries),
+        "",
         "## The attacks, as each side answered them",
         "",
-        *attack_table(d, f),
+        *attack_table(summaries),
         "",
         "## Definitions",
         "",
@@ -213,6 +241,9 @@ def main(run_dir, results_dir, readme):
         "master and its workers, replaced workers included (Flask), over the main phase, divided by the "
         "legitimate requests; the generator's own share is its CPU time over the phase's wall time times the "
         "cores.",
+        "- Flask, no slow connections: the same Flask run again with `--slowloris 0`, when the run includes it "
+        "(`ARENA_FLASK_CALM=on`, the default): a sync gunicorn worker waits as long as a client takes to send "
+        "its headers, so the slow connections alone decide the Flask column; this one shows the rest.",
         "- The stolen key belongs to a separate owner (not in the legitimate population); the attacker's own keys "
         "(list flood, create flood, replay storm) are valid keys issued like any other.",
     ]
@@ -228,7 +259,7 @@ def main(run_dir, results_dir, readme):
         "",
         *goal_table(d, capacity),
         "",
-        *main_table(d, f, capacity),
+        *main_table(d, f, capacity, calm),
         "",
         "![legitimate success rate per second, dynagate and the Flask baseline](benches/results/arena.png)",
         END,
