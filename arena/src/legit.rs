@@ -243,11 +243,15 @@ impl User {
             let (call, deserved) = self.call(op, &profile);
             let reply = targets.send(&call).await;
             let outcome = classify(reply.status, &deserved);
+            let why = reply
+                .why
+                .as_deref()
+                .map(|why| format!("{}: {why}", route(&call)));
             tally.lock().unwrap_or_else(|p| p.into_inner()).record(
                 start.elapsed(),
                 reply.took,
                 reply.status,
-                reply.why.as_deref(),
+                why.as_deref(),
                 outcome,
             );
             self.learn(&call, op, reply.status, reply.etag);
@@ -256,6 +260,19 @@ impl User {
             }
         }
     }
+}
+
+/// What a request is, for counting its failures: `GET one`, `GET list`,
+/// `POST`, `PUT`.
+fn route(call: &Call) -> String {
+    let what = if call.path.contains('?') {
+        "list"
+    } else if call.path.len() > "/api/v1/users/".len() {
+        "one"
+    } else {
+        ""
+    };
+    format!("{} {what}", call.method).trim_end().to_owned()
 }
 
 #[cfg(test)]
@@ -310,5 +327,8 @@ mod tests {
         assert_eq!(next.method, Method::GET);
         user.learn(&next, Op::Get, Some(200), Some(2));
         assert_eq!(user.call(Op::Put, &profile).0.if_match, Some(2));
+        assert_eq!(route(&user.call(Op::Put, &profile).0), "PUT one");
+        assert_eq!(route(&user.call(Op::List, &profile).0), "GET list");
+        assert_eq!(route(&user.call(Op::Post, &profile).0), "POST");
     }
 }

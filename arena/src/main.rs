@@ -268,6 +268,7 @@ async fn run(args: &[String]) -> Result<(), String> {
         // What the population would have sent had every answer been instant:
         // a key sends its next request only after the answer to the last.
         "legit_scheduled": population as f64 * profile.rate * seconds.as_secs_f64(),
+        "phase_seconds": seconds.as_secs_f64(),
         "attacks": attacks_json,
         "slowloris": slow.to_json(),
         "server_errors": {"legit": legit_5xx, "attacks": attack_5xx, "total": legit_5xx + attack_5xx},
