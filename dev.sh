@@ -64,9 +64,10 @@ run_benches() {
   benches/compare/compare.sh
 }
 
-# The abuse arena starts its own Redis, proxies, tables and services.
+# The abuse arena starts its own Redis, proxies, tables and services; it uses
+# the DynamoDB Local that answers where `stack/stack.sh env` says (even one
+# another checkout started) and starts one only when none does.
 run_arena() {
-  up dynamodb
   benches/arena/arena.sh
 }
 
