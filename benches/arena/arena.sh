@@ -215,7 +215,8 @@ fi
 
 # --- the result files -----------------------------------------------------------
 {
-  echo "command=$( (env | grep -E '^ARENA_' | sort | tr '\n' ' ') || true)./dev.sh arena"
+  # The settings that change the run (not where its summaries are kept).
+  echo "command=$( (env | grep -E '^ARENA_' | grep -v '^ARENA_KEEP_SUMMARIES=' | sort | tr '\n' ' ') || true)./dev.sh arena"
   echo "started=$STARTED UTC"
   echo "machine=$(machine_summary)"
   echo "load=$LOAD_AT_START at start, $(load_average) at end"

@@ -198,8 +198,8 @@ def main(run_dir, results_dir, readme):
     capacity = tuple(float(x) for x in fx["users_capacity"].split(","))
     chart(d, f, calm, results_dir / "arena.png")
     met = [g for g in goals(d, capacity) if g[2] == "MET"]
-    summary_line = (f"dynagate met {len(met)} of {len(goals(d, capacity))} goals "
-                    f"on {fx['machine']}, {fx['started']}.")
+    summary_line = f"dynagate met {len(met)} of {len(goals(d, capacity))} goals: " + (
+        "; ".join(g[0] for g in goals(d, capacity) if g[2] == "MISSED") or "none") + " missed."
     doc = [
         "# The abuse arena",
         "",
