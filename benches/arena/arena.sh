@@ -157,15 +157,16 @@ run_arena() {
 TABLE="arena-users-$RUN_ID-dynagate"
 create_table "$TABLE" stack/tables/users.json
 start_proxy dynagate "$TABLE"
-TARGETS="" API_PIDS=""
+TARGETS="" API_PIDS="" OPS_PORTS=()
 for i in 1 2 3; do
-  port="$(free_port)"
+  port="$(free_port)" ops_port="$(free_port)"
+  OPS_PORTS+=("$ops_port")
   AWS_ENDPOINT_URL="$PROXY_URL" USERS_TABLE="$TABLE" INSTANCES=3 TRUSTED_PROXIES=127.0.0.1/32 \
     TABLE_CAPACITY="$USERS_CAPACITY" API_KEYS_TABLE_CAPACITY="$KEYS_CAPACITY" \
     LIMITER_PREFIX="arena:$RUN_ID:rl:" CAPACITY_PREFIX="arena:$RUN_ID:capacity" \
     CURSOR_SECRETS="arena-$RUN_ID-cursor-secret-of-at-least-32-chars" \
     RATE_LIMIT_CONFIG=examples/users-api/rate-limits.toml \
-    BIND_ADDR="127.0.0.1:$port" OPS_BIND_ADDR="127.0.0.1:$(free_port)" \
+    BIND_ADDR="127.0.0.1:$port" OPS_BIND_ADDR="127.0.0.1:$ops_port" \
     "$BIN/users-api" >"$RUN_DIR/api-$i.log" 2>&1 &
   PIDS+=("$!")
   API_PIDS+="${API_PIDS:+,}$!"
@@ -173,6 +174,10 @@ for i in 1 2 3; do
   wait_healthy "http://127.0.0.1:$port" "$RUN_DIR/api-$i.log"
 done
 run_arena dynagate "$TARGETS" "$API_PIDS" "$TABLE"
+# What the capacity gate decided and estimated, from each instance's /metrics.
+for ops_port in "${OPS_PORTS[@]}"; do
+  curl -sf "http://127.0.0.1:$ops_port/metrics" | grep -E '^dynagate_capacity_' || true
+done >"$RUN_DIR/dynagate-gate.txt"
 stop "${PIDS[@]}"
 PIDS=()
 

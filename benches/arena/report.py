@@ -154,6 +154,26 @@ def attack_table(summaries):
     return table(lines, ["attack", "side", "sent", "skipped (in flight cap)", "answers by status"])
 
 
+def gate_table(path):
+    """The capacity gate's metrics of the three instances: counters (and
+    histograms' sums and counts) summed, gauges listed per instance."""
+    if not path.exists():
+        return []
+    summed, gauges = {}, {}
+    for line in path.read_text().splitlines():
+        match = re.match(r"^(\w+)(\{[^}]*\})?\s+(\S+)$", line)
+        if not match or match.group(1).endswith("_bucket") or 'quantile="' in (match.group(2) or ""):
+            continue
+        name, labels, value = match.group(1), match.group(2) or "", float(match.group(3))
+        if name.endswith(("_total", "_sum", "_count")):
+            summed[(name, labels)] = summed.get((name, labels), 0.0) + value
+        else:
+            gauges.setdefault((name, labels), []).append(value)
+    lines = [(f"`{n}{l}`", "summed over the instances", fmt(v, 3)) for (n, l), v in sorted(summed.items())]
+    lines += [(f"`{n}{l}`", "per instance", ", ".join(fmt(x, 1) for x in v)) for (n, l), v in sorted(gauges.items())]
+    return table(lines, ["dynagate capacity gate metric, at the end of the run", "", "value"])
+
+
 def chart(d, f, calm, path):
     """Top: the share of legitimate requests that succeeded, per second.
     Bottom: legitimate successes per second against what the population
@@ -229,6 +249,14 @@ def main(run_dir, results_dir, readme):
         "## Why legitimate requests failed",
         "",
         *failure_table(summaries),
+        "",
+        "## dynagate's capacity gate",
+        "",
+        "What the three instances' `/metrics` said when the main phase ended (the seeding and the invalid-key "
+        "phase included): units the gate estimated against those DynamoDB reported consumed, refusals "
+        "(`over`), shed requests and the rate it keeps per table and direction.",
+        "",
+        *(gate_table(run_dir / "dynagate-gate.txt") or ["(no gate metrics in this run)"]),
         "",
         "## The attacks, as each side answered them",
         "",
