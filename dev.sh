@@ -13,6 +13,8 @@ usage() {
                 the LocalStack lane (the suite again against LocalStack;
                 LOCALSTACK_LANE=off skips it)
 ./dev.sh bench  set up DynamoDB Local and Redis and run the benchmark programs (release)
+./dev.sh arena  the abuse arena: legitimate users and attacks at once, dynagate's
+                users API against the Flask baseline (about 5 minutes)
 EOF
 }
 
@@ -56,9 +58,17 @@ run_benches() {
   cargo bench --bench list_charge
   cargo bench --bench limiter
   benches/compare/users_api_wrk.sh
+  benches/arena/arena.sh
   # The comparisons with the Flask stack, Python `limits`, redis-benchmark
   # and the plain SDK; it also runs benches/overhead.rs.
   benches/compare/compare.sh
+}
+
+# The abuse arena starts its own Redis, proxies, tables and services; it uses
+# the DynamoDB Local that answers where `stack/stack.sh env` says (even one
+# another checkout started) and starts one only when none does.
+run_arena() {
+  benches/arena/arena.sh
 }
 
 run_example() {
@@ -86,5 +96,6 @@ case "${1:-}" in
   test) run_tests ;;
   run) run_example ;;
   bench) run_benches ;;
+  arena) run_arena ;;
   *) usage >&2; exit 2 ;;
 esac
