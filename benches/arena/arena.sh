@@ -108,6 +108,10 @@ export REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
 KEYS_TABLE="arena-keys-$RUN_ID"
 create_table "$KEYS_TABLE" stack/tables/api_keys.json
 export API_KEYS_TABLE="$KEYS_TABLE" RUST_LOG=warn
+# Keys tagged as the example recommends deploying it: a made-up key is refused
+# before any lookup (the Flask baseline reads the same keys by their hash and
+# ignores the tag).
+export KEY_TAG_SECRETS="arena-$RUN_ID-key-tag-secret-of-at-least-32-chars"
 # issue_keys OWNER COUNT FILE
 issue_keys() {
   local i
