@@ -62,6 +62,8 @@ run_benches() {
   # The comparisons with the Flask stack, Python `limits`, redis-benchmark
   # and the plain SDK; it also runs benches/overhead.rs.
   benches/compare/compare.sh
+  # Cores and Redis shards per 10k/100k/1M requests/s, from the results above.
+  python3 benches/compare/sizing.py
 }
 
 # The abuse arena starts its own Redis, proxies, tables and services; it uses
