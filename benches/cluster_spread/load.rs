@@ -71,7 +71,7 @@ impl Client {
     }
 }
 
-/// The three checks of request `n`: an address, a key, a route.
+/// The subjects of one request's three checks: an address, a key, a route.
 struct Request {
     ip: String,
     key: String,

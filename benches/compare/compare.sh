@@ -24,8 +24,8 @@
 # per gthread worker; BENCH_ROUNDS and BENCH_ROUND_SECONDS go to
 # benches/overhead.rs.
 set -euo pipefail
-# log, need_command, ensure_venv, free_port, wait_healthy, stack_up, stack_down;
-# REPO_ROOT, STACK_RUN_DIR, STACK_DIR.
+# log, need_command, ensure_venv, free_port, port_open, wait_until, wait_healthy,
+# stack_up, stack_down; REPO_ROOT, STACK_RUN_DIR, STACK_DIR, STACK_SH.
 # shellcheck source=stack/lib.sh
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../stack/lib.sh"
 # proc_ticks; CLK_TCK.
@@ -67,7 +67,10 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-stack_up dynamodb
+# The DynamoDB Local `stack/stack.sh env` names, even one another checkout
+# started; started here (and stopped on exit) only when nothing answers there.
+eval "$("$STACK_SH" env)"
+port_open "${AWS_ENDPOINT_URL##*:}" || stack_up dynamodb
 export AWS_DEFAULT_REGION="$AWS_REGION"
 # The run's own Redis (the stack's binary), for every section.
 REDIS_PORT="$(free_port)"
@@ -124,7 +127,10 @@ settle
 RUN_ID="b$(date +%s)"
 KEY="$(RUST_LOG=error "$API" issue-key --owner bench-compare --per-second 1000000 --burst 1000000 --per-day 1000000000)"
 RUST_PORT="$(free_port)"
+# The key's read-unit reservation too: at its default a GET load is refused
+# (429) within a second, and wrk would time the refusals.
 RUST_LOG=warn IP_PER_SECOND=1000000 IP_BURST=1000000 LIMITER_PREFIX="bench-rust:$RUN_ID:" \
+  KEY_READ_UNITS_PER_SECOND=1000000 KEY_READ_UNITS_BURST=1000000 \
   OPS_BIND_ADDR="127.0.0.1:$(free_port)" BIND_ADDR="127.0.0.1:$RUST_PORT" "$API" >"$RUN/users_api.log" 2>&1 &
 PIDS+=("$!")
 declare -A PORT=([rust]="$RUST_PORT") SERVER=([rust]="$!")
