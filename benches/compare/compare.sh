@@ -116,7 +116,9 @@ cargo bench -q --bench overhead >"$RUN/overhead.txt" 2>"$RUN/overhead.err" || { 
 # PutItem, at the API runs' concurrency: the bounds of the API comparison.
 for writes in 0 100; do
   log "bound: DynamoDB Local, bare clients, ${writes}% PutItem, $WRK_CONNECTIONS tasks"
-  BENCH_WRITE_PERCENT="$writes" BENCH_CONCURRENCY="$WRK_CONNECTIONS" BENCH_ROUNDS=2 \
+  # Its result file goes to the run's directory: benches/results/overhead.md
+  # is the default run's.
+  BENCH_WRITE_PERCENT="$writes" BENCH_CONCURRENCY="$WRK_CONNECTIONS" BENCH_ROUNDS=2 BENCH_RESULTS_DIR="$RUN" \
     cargo bench -q --bench overhead >"$RUN/bound-$writes.txt" 2>"$RUN/bound.err" || { cat "$RUN/bound.err" >&2; exit 1; }
 done
 
