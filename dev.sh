@@ -52,11 +52,13 @@ run_tests() {
 }
 
 run_benches() {
-  up dynamodb redis
+  # The cluster for cluster_spread.
+  up dynamodb redis cluster
   cargo bench --bench throttled_writes
   cargo bench --bench goodput
   cargo bench --bench list_charge
   cargo bench --bench limiter
+  cargo bench --bench cluster_spread
   benches/compare/users_api_wrk.sh
   benches/arena/arena.sh
   # The comparisons with the Flask stack, Python `limits`, redis-benchmark
