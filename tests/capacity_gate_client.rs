@@ -348,3 +348,59 @@ async fn with_redis_dead_the_gate_lets_calls_through_and_on_a_cluster_it_gates()
     keys.cleanup().await;
     table.delete().await;
 }
+
+/// A transaction on one table passes that table's gate at its price: two
+/// underlying writes of every item (prepare and commit). Before, a
+/// transaction was not gated at all, and an idempotent create (the item and
+/// its idempotency record) spent a table's write capacity unseen.
+#[tokio::test]
+async fn a_transaction_on_one_table_pays_its_writes_at_the_tables_gate() {
+    use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+    use dynagate::repository::{KeySchema, KeyType, Repository, WriteToken};
+
+    let table = TestTable::create("capacity-transact").await;
+    let (redis, keys) = common::redis().await;
+    let dynamodb = client(None, Duration::from_secs(5)).await;
+    // 4 WCU/s and a 1 s burst: a transaction of two small items is
+    // estimated at 4 units, the whole burst, then settled against the units
+    // DynamoDB reports (DynamoDB Local reports one per item, half what
+    // DynamoDB charges).
+    let gate = gate(
+        &redis,
+        &keys.key("transact"),
+        TableCapacity::provisioned(
+            table.name(),
+            Throughput {
+                read: 4.0,
+                write: 4.0,
+            },
+        ),
+        Duration::from_secs(1),
+    );
+    let docs: Repository<serde_json::Value> = Repository::new(
+        dynamodb.with_gate(gate.clone()),
+        table.name(),
+        KeySchema::partition("pk", KeyType::String),
+    );
+    let put = |pk: &str| {
+        let put = Put::builder()
+            .table_name(table.name())
+            .item("pk", AttributeValue::S(pk.into()))
+            .build()
+            .unwrap();
+        TransactWriteItem::builder().put(put).build()
+    };
+    docs.transact_write(vec![put("a"), put("b")], &WriteToken::generate())
+        .await
+        .unwrap();
+    let state = gate
+        .state(table.name(), Direction::Write)
+        .await
+        .unwrap()
+        .expect("the transaction reserved on the table's bucket");
+    assert!(
+        state.backlog > Duration::from_millis(250),
+        "at least 2 units at 4/s, less the call's own time: {state:?}"
+    );
+    table.delete().await;
+}

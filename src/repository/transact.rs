@@ -12,7 +12,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{CancellationCode, CancellationReason, Repository, RepositoryError, WriteToken};
+use crate::capacity::estimate;
 use crate::operation::Operation;
+use crate::repository::codec::item_size;
 
 /// DynamoDB's largest transaction.
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
@@ -49,17 +51,22 @@ where
                 "a transaction token has at most {MAX_REQUEST_TOKEN} characters"
             )));
         }
+        let operation = match single_table(&items) {
+            // The table's capacity gate sees the transaction at its price.
+            Some(table) => Operation::write("TransactWriteItems", table)
+                .idempotent()
+                .units(transaction_write_units(&items)),
+            // Across tables there is no one gate to ask: not gated.
+            None => Operation::untabled("TransactWriteItems").idempotent(),
+        };
         let result = self
             .client
-            .call(
-                Operation::untabled("TransactWriteItems").idempotent(),
-                |sdk| {
-                    sdk.transact_write_items()
-                        .set_transact_items(Some(items.clone()))
-                        .client_request_token(token.as_str())
-                        .send()
-                },
-            )
+            .call(operation, |sdk| {
+                sdk.transact_write_items()
+                    .set_transact_items(Some(items.clone()))
+                    .client_request_token(token.as_str())
+                    .send()
+            })
             .await;
         match result {
             Ok(_) => Ok(()),
@@ -81,5 +88,76 @@ where
                 Err(RepositoryError::Dynamodb(error.into()))
             }
         }
+    }
+}
+
+/// The table every action of `items` names, when they all name one.
+fn single_table(items: &[TransactWriteItem]) -> Option<&str> {
+    let mut tables = items.iter().map(|item| {
+        item.put()
+            .map(|a| a.table_name())
+            .or_else(|| item.update().map(|a| a.table_name()))
+            .or_else(|| item.delete().map(|a| a.table_name()))
+            .or_else(|| item.condition_check().map(|a| a.table_name()))
+    });
+    let first = tables.next()??;
+    tables.all(|t| t == Some(first)).then_some(first)
+}
+
+/// What a transaction is estimated to write: DynamoDB performs two
+/// underlying writes of every item, one to prepare the transaction and one
+/// to commit it ("Capacity management for transactions",
+/// <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html#transaction-capacity-handling>),
+/// so each action costs twice a write of its item: a put by its item's size,
+/// any other action (whose item's size is not known here) as one of up to
+/// 1 KB. The capacity gate settles the estimate against the consumed
+/// capacity DynamoDB reports.
+fn transaction_write_units(items: &[TransactWriteItem]) -> f64 {
+    items
+        .iter()
+        .map(|item| {
+            let bytes = item.put().map_or(0, |put| item_size(put.item()));
+            2.0 * estimate::write_units(bytes)
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put};
+
+    use super::*;
+
+    fn put(table: &str, bytes: usize) -> TransactWriteItem {
+        let put = Put::builder()
+            .table_name(table)
+            .item("id", AttributeValue::S("a".repeat(bytes)))
+            .build()
+            .unwrap();
+        TransactWriteItem::builder().put(put).build()
+    }
+
+    fn check(table: &str) -> TransactWriteItem {
+        let check = ConditionCheck::builder()
+            .table_name(table)
+            .key("id", AttributeValue::S("a".into()))
+            .condition_expression("attribute_exists(id)")
+            .build()
+            .unwrap();
+        TransactWriteItem::builder().condition_check(check).build()
+    }
+
+    #[test]
+    fn a_transaction_on_one_table_is_gated_there_at_twice_its_writes() {
+        let items = [put("users", 10), put("users", 1500), check("users")];
+        assert_eq!(single_table(&items), Some("users"));
+        // 2 x (1 + 2 + 1): prepare and commit of every item.
+        assert_eq!(transaction_write_units(&items), 8.0);
+    }
+
+    #[test]
+    fn a_transaction_across_tables_names_none() {
+        assert_eq!(single_table(&[put("users", 1), check("orders")]), None);
+        assert_eq!(single_table(&[]), None);
     }
 }
