@@ -404,3 +404,59 @@ async fn a_transaction_on_one_table_pays_its_writes_at_the_tables_gate() {
     );
     table.delete().await;
 }
+
+/// A write to a table with a global index is charged to the table's gate
+/// at the table's share: DynamoDB reports the index's write in the total,
+/// but a global index has capacity of its own. Settled against the total,
+/// every write cost the table twice and the gate shed writes while the table
+/// had room (the abuse arena's users table has one such index).
+#[tokio::test]
+async fn a_write_is_charged_the_tables_share_not_its_global_indexes() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use dynagate::Operation;
+
+    let table = common::query_table::indexed_table("capacity-gsi").await;
+    let (redis, keys) = common::redis().await;
+    let dynamodb = client(None, Duration::from_secs(5)).await;
+    // 1 WCU/s, 1 s burst: a write of 1 unit to the table (and 1 to its
+    // index) leaves about a second of backlog; charged 2, about two.
+    let gate = gate(
+        &redis,
+        &keys.key("gsi"),
+        TableCapacity::provisioned(
+            table.name(),
+            Throughput {
+                read: 1.0,
+                write: 1.0,
+            },
+        ),
+        Duration::from_secs(1),
+    );
+    let gated = dynamodb.with_gate(gate.clone());
+    let name = table.name().to_owned();
+    gated
+        .call(
+            Operation::write("PutItem", &name).idempotent().units(1.0),
+            |sdk| {
+                sdk.put_item()
+                    .table_name(&name)
+                    .item("pk", AttributeValue::S("p".into()))
+                    .item("sk", AttributeValue::S("s".into()))
+                    .item("email", AttributeValue::S("ada@example.com".into()))
+                    .send()
+            },
+        )
+        .await
+        .unwrap();
+    let state = gate
+        .state(table.name(), Direction::Write)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        state.backlog < Duration::from_millis(1500),
+        "1 unit at 1/s, not the index's too: {state:?}"
+    );
+    assert!(state.backlog > Duration::from_millis(500), "{state:?}");
+    table.delete().await;
+}

@@ -6,8 +6,10 @@
 //! the caller's closure builds it) and corrects by what DynamoDB reports
 //! after. The interceptor is registered on every `ResilientClient`'s SDK
 //! configuration and is idle outside a gated attempt or a metered scope: only
-//! then does an attempt get `ReturnConsumedCapacity = TOTAL` added (when the
-//! caller did not ask for it already) and its answer read.
+//! then does an attempt get `ReturnConsumedCapacity = INDEXES` added (when
+//! the caller did not ask for it already) and its answer read: the split
+//! tells a write's share of the table's own capacity from its global
+//! indexes'.
 
 use std::sync::{Arc, Mutex};
 
@@ -74,7 +76,7 @@ macro_rules! ask_for_capacity {
     ($input:expr, $($type:ty),+) => {
         $(
             if let Some(input) = $input.downcast_mut::<$type>() {
-                input.return_consumed_capacity.get_or_insert(ReturnConsumedCapacity::Total);
+                input.return_consumed_capacity.get_or_insert(ReturnConsumedCapacity::Indexes);
                 return Ok(());
             }
         )+
@@ -101,19 +103,41 @@ macro_rules! capacity_of {
     }};
 }
 
-fn one(capacity: Option<&ConsumedCapacity>) -> Option<Vec<(String, f64)>> {
-    capacity.map(|c| vec![entry(c)])
+fn one(capacity: Option<&ConsumedCapacity>) -> Option<Vec<ConsumedCapacity>> {
+    capacity.map(|c| vec![c.clone()])
 }
 
-fn many(capacity: Option<&Vec<ConsumedCapacity>>) -> Option<Vec<(String, f64)>> {
-    capacity.map(|all| all.iter().map(entry).collect())
+fn many(capacity: Option<&Vec<ConsumedCapacity>>) -> Option<Vec<ConsumedCapacity>> {
+    capacity.cloned()
 }
 
-fn entry(capacity: &ConsumedCapacity) -> (String, f64) {
-    (
-        capacity.table_name().unwrap_or_default().to_owned(),
-        capacity.capacity_units().unwrap_or(0.0),
-    )
+/// What a call consumed in total: the table, its local indexes and its
+/// global indexes. A caller is charged this (the [usage meter](crate::usage)).
+fn total(capacity: &ConsumedCapacity) -> f64 {
+    capacity.capacity_units().unwrap_or(0.0)
+}
+
+/// What a write consumed of the table's own capacity: the table and its
+/// local secondary indexes, which share it, without the global secondary
+/// indexes, which have capacity of their own (Developer Guide, "Global
+/// secondary indexes: provisioned throughput considerations": a write to a
+/// table with a GSI also consumes the index's write capacity). The
+/// `INDEXES` answer has the split; without it, the total.
+///
+/// A table's gate settled against the total charged it every GSI write
+/// too: on a table with one GSI each write cost it twice, and the gate shed
+/// writes while the table had room (the abuse arena).
+fn table_share(capacity: &ConsumedCapacity) -> f64 {
+    match capacity.table() {
+        Some(table) => {
+            let local: f64 = capacity
+                .local_secondary_indexes()
+                .map(|indexes| indexes.values().filter_map(|c| c.capacity_units()).sum())
+                .unwrap_or(0.0);
+            table.capacity_units().unwrap_or(0.0) + local
+        }
+        None => total(capacity),
+    }
 }
 
 impl Intercept for ConsumedCapacityInterceptor {
@@ -163,7 +187,7 @@ impl Intercept for ConsumedCapacityInterceptor {
             many: BatchWriteItemOutput, BatchGetItemOutput, TransactWriteItemsOutput,
                 TransactGetItemsOutput
         );
-        if let Some(entries) = entries {
+        if let Some(capacities) = entries {
             // Reads consume read units; everything else here writes.
             let reads = output.downcast_ref::<GetItemOutput>().is_some()
                 || output.downcast_ref::<QueryOutput>().is_some()
@@ -175,9 +199,59 @@ impl Intercept for ConsumedCapacityInterceptor {
             } else {
                 Direction::Write
             };
-            usage::record(direction, entries.iter().map(|(_, units)| units).sum());
+            usage::record(direction, capacities.iter().map(total).sum());
+            // A read on an index is reported under the index: the gate
+            // settles reads against the total, writes against the table's share.
+            let share = if reads { total } else { table_share };
+            let entries: Vec<(String, f64)> = capacities
+                .iter()
+                .map(|c| (c.table_name().unwrap_or_default().to_owned(), share(c)))
+                .collect();
             let _ = WATCHED.try_with(|watched| watched.record(entries));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use aws_sdk_dynamodb::types::Capacity;
+
+    use super::*;
+
+    fn units(n: f64) -> Capacity {
+        Capacity::builder().capacity_units(n).build()
+    }
+
+    #[test]
+    fn a_write_charges_the_table_its_own_share_and_its_local_indexes() {
+        // What DynamoDB Local answers INDEXES for a put on a table with one
+        // GSI: 2 in total, 1 of them the index's.
+        let with_gsi = ConsumedCapacity::builder()
+            .table_name("users")
+            .capacity_units(2.0)
+            .table(units(1.0))
+            .set_global_secondary_indexes(Some(HashMap::from([("by_email".into(), units(1.0))])))
+            .build();
+        assert_eq!(total(&with_gsi), 2.0);
+        assert_eq!(table_share(&with_gsi), 1.0);
+        let with_lsi = ConsumedCapacity::builder()
+            .table_name("users")
+            .capacity_units(2.0)
+            .table(units(1.0))
+            .set_local_secondary_indexes(Some(HashMap::from([("by_date".into(), units(1.0))])))
+            .build();
+        assert_eq!(
+            table_share(&with_lsi),
+            2.0,
+            "a local index shares the table's"
+        );
+        let total_only = ConsumedCapacity::builder()
+            .table_name("users")
+            .capacity_units(3.0)
+            .build();
+        assert_eq!(table_share(&total_only), 3.0, "no split: the total");
     }
 }
