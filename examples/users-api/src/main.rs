@@ -24,10 +24,10 @@ use users_api::keys::{REFUSALS_CACHED_FOR, REVALIDATE_AFTER, key_id_of};
 use users_api::{AppState, Config};
 
 /// mimalloc instead of glibc's allocator: a request allocates many small,
-/// short-lived buffers across the runtime's worker threads, and glibc spent a
-/// fifth of the service's CPU in malloc, free and their arena consolidation
-/// (`perf` of a GET under load; `benches/compare/users_api_wrk.sh` measures
-/// the service's CPU per request).
+/// short-lived buffers across the runtime's worker threads, and under load
+/// `perf` found much of the service's CPU in glibc's malloc, free and arena
+/// consolidation (`benches/compare/users_api_wrk.sh` measures the service's
+/// CPU per request).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
