@@ -169,10 +169,16 @@ fn count(planned: &Planned<'_>, decision: &Decision) {
             "shadow mode: this request would have been denied"
         );
     }
-    metrics::counter!(
-        "dynagate_http_decisions_total",
-        "policy" => planned.limits.namespace().to_owned(),
-        "decision" => label,
-    )
-    .increment(1);
+    let register = || {
+        metrics::counter!(
+            "dynagate_http_decisions_total",
+            "policy" => planned.limits.namespace().to_owned(),
+            "decision" => label,
+        )
+    };
+    if label == "allow" {
+        planned.limits.handles().http_allow.increment(register);
+    } else {
+        register().increment(1);
+    }
 }

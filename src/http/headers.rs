@@ -48,9 +48,18 @@ pub(crate) fn policy_name(limits: &Limits, limit: &Limit) -> String {
     sanitize(&format!("{}.{}", limits.namespace(), limit.name()))
 }
 
-/// `RateLimit-Policy` for every limit of `limits`.
+/// `RateLimit-Policy` for every limit of `limits`: made once per `Limits`
+/// (it depends on nothing else), then copied into each response.
 pub(crate) fn rate_limit_policy(limits: &Limits) -> HeaderValue {
     let value = limits
+        .handles()
+        .policy_field
+        .get_or_init(|| policy_field(limits));
+    HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn policy_field(limits: &Limits) -> Box<str> {
+    limits
         .iter()
         .map(|limit| {
             let quota = limit.quota();
@@ -62,8 +71,8 @@ pub(crate) fn rate_limit_policy(limits: &Limits) -> HeaderValue {
             )
         })
         .collect::<Vec<_>>()
-        .join(", ");
-    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""))
+        .join(", ")
+        .into()
 }
 
 /// `RateLimit` for the limit that decided: its tokens left and the time until

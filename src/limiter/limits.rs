@@ -22,6 +22,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::error::ConfigError;
+use crate::limiter::handles::Handles;
 use crate::limiter::quota::Quota;
 
 /// One named quota of a [`Limits`].
@@ -45,12 +46,22 @@ impl Limit {
 
 /// A namespace with the quotas one call checks together. See the module docs.
 ///
-/// Cheap to clone.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Cheap to clone. Two are equal when their namespaces and quotas are.
+#[derive(Debug, Clone)]
 pub struct Limits {
     namespace: Arc<str>,
     limits: Arc<[Limit]>,
+    /// Counter handles and derived values, made once (shared by clones).
+    handles: Arc<Handles>,
 }
+
+impl PartialEq for Limits {
+    fn eq(&self, other: &Limits) -> bool {
+        self.namespace == other.namespace && self.limits == other.limits
+    }
+}
+
+impl Eq for Limits {}
 
 impl Limits {
     /// The most quotas one call may check: each is a key and two arguments
@@ -97,6 +108,11 @@ impl Limits {
     /// Always false: a `Limits` holds at least one quota.
     pub fn is_empty(&self) -> bool {
         self.limits.is_empty()
+    }
+
+    /// What this `Limits` caches about itself (see `handles`).
+    pub(crate) fn handles(&self) -> &Handles {
+        &self.handles
     }
 
     /// The key of one bucket: `<prefix><namespace>:{<subject>}:<name>`.
@@ -158,6 +174,7 @@ impl Limits {
                     quota: l.quota.shared_by(instances),
                 })
                 .collect(),
+            handles: Arc::default(),
         }
     }
 }
@@ -215,6 +232,7 @@ impl LimitsBuilder {
                     quota,
                 })
                 .collect(),
+            handles: Arc::default(),
         })
     }
 }

@@ -80,6 +80,7 @@ mod deny_cache;
 mod failure;
 pub(crate) mod gcra;
 pub(crate) mod gcra_all;
+pub(crate) mod handles;
 mod limits;
 mod memory;
 mod quota;
@@ -204,13 +205,23 @@ impl<L: RateLimiter + ?Sized> RateLimiter for Box<L> {
 }
 
 pub(crate) fn count_decision(limits: &Limits, decision: &Decision) {
-    metrics::counter!(
-        "dynagate_limiter_decisions_total",
-        "namespace" => limits.namespace().to_owned(),
-        "outcome" => decision.outcome_label(),
-        "decided_by" => decision.decided_by().label(),
-    )
-    .increment(1);
+    let cached = match (decision.allowed(), decision.decided_by()) {
+        (true, DecidedBy::Redis) => Some(&limits.handles().allowed_by_redis),
+        (true, DecidedBy::Memory) => Some(&limits.handles().allowed_by_memory),
+        _ => None,
+    };
+    let register = || {
+        metrics::counter!(
+            "dynagate_limiter_decisions_total",
+            "namespace" => limits.namespace().to_owned(),
+            "outcome" => decision.outcome_label(),
+            "decided_by" => decision.decided_by().label(),
+        )
+    };
+    match cached {
+        Some(slot) => slot.increment(register),
+        None => register().increment(1),
+    }
 }
 
 #[cfg(test)]
