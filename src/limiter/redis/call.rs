@@ -39,8 +39,10 @@ impl RedisLimiter {
         subject_keys: &[&str],
     ) -> Result<Vec<Verdict>, ScriptError> {
         let lone = checks.len() == 1;
-        let mut keys = Vec::new();
-        let mut args: Vec<u64> = Vec::new();
+        // Sized once: this runs on every request.
+        let buckets: usize = checks.iter().map(|c| c.limits.len()).sum();
+        let mut keys = Vec::with_capacity(buckets);
+        let mut args: Vec<u64> = Vec::with_capacity(1 + 3 * checks.len() + 2 * buckets);
         if !lone {
             args.push(checks.len() as u64);
         }
