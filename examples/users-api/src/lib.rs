@@ -36,6 +36,7 @@ pub mod errors;
 mod idempotency;
 pub mod key_admin;
 mod key_cache;
+mod key_record;
 pub mod key_tags;
 pub mod keys;
 mod limits;
