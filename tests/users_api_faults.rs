@@ -86,16 +86,24 @@ async fn over_the_tables_capacity_a_write_is_503_with_retry_after_and_never_sent
     proxy.shutdown().await;
 }
 
-#[tokio::test]
-async fn with_redis_dead_requests_follow_the_failure_policy_not_500() {
-    let mut redis = common::ThrowawayRedis::start().await;
+/// The users API served on loopback with `redis` (the fallback policy, a
+/// 250 ms limiter deadline).
+struct Served {
+    addr: std::net::SocketAddr,
+    ops_addr: std::net::SocketAddr,
+    key: String,
+    /// Deleted when the test ends, not before: the service uses them.
+    _tables: [common::TestTable; 2],
+}
+
+async fn serve_on(redis: &common::ThrowawayRedis, prefix: &str) -> Served {
     let users = common::TestTable::create_with_key("api-users", "user_id").await;
     let keys = common::TestTable::create_with_key("api-keys", "key_hash").await;
     let mut config = users_api::Config::new(users.name(), keys.name(), &redis.url);
-    config.limiter_prefix = "dynagate-test:dead-redis:".to_owned();
+    config.limiter_prefix = prefix.to_owned();
     config.failure_policy = FailurePolicy::fallback(2).unwrap();
     config.dynamodb_deadline = Duration::from_millis(1500);
-    config.limiter_deadline = Duration::from_millis(250);
+    config.limiter_deadline = LIMITER_DEADLINE;
     let (state, limits) = users_api::build(&config, &common::sdk_config().await)
         .await
         .unwrap();
@@ -116,6 +124,29 @@ async fn with_redis_dead_requests_follow_the_failure_policy_not_500() {
         config.connections.clone(),
         std::future::pending(),
     ));
+    Served {
+        addr,
+        ops_addr,
+        key,
+        _tables: [users, keys],
+    }
+}
+
+const LIMITER_DEADLINE: Duration = Duration::from_millis(250);
+
+fn get_nobody(addr: std::net::SocketAddr, key: &str) -> Request<Full<Bytes>> {
+    Request::builder()
+        .uri(format!("http://{addr}/api/v1/users/nobody"))
+        .header("x-api-key", key)
+        .body(Full::new(Bytes::new()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn with_redis_dead_requests_follow_the_failure_policy_not_500() {
+    let mut redis = common::ThrowawayRedis::start().await;
+    let served = serve_on(&redis, "dynagate-test:dead-redis:").await;
+    let (addr, ops_addr, key) = (served.addr, served.ops_addr, &served.key);
 
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let readyz = || {
@@ -140,12 +171,13 @@ async fn with_redis_dead_requests_follow_the_failure_policy_not_500() {
 
     let mut statuses = Vec::new();
     for _ in 0..5 {
-        let request = Request::builder()
-            .uri(format!("http://{addr}/api/v1/users/nobody"))
-            .header("x-api-key", &key)
-            .body(Full::new(Bytes::new()))
-            .unwrap();
-        statuses.push(client.request(request).await.unwrap().status());
+        statuses.push(
+            client
+                .request(get_nobody(addr, key))
+                .await
+                .unwrap()
+                .status(),
+        );
     }
     // The in-memory fallback decides (half the quota each, 2 instances): the
     // requests are served, none fails with a server error.
@@ -159,4 +191,35 @@ async fn with_redis_dead_requests_follow_the_failure_policy_not_500() {
         StatusCode::SERVICE_UNAVAILABLE,
         "readiness reports the dead Redis"
     );
+}
+
+/// A Redis that accepts and never answers (frozen with SIGSTOP): every
+/// request is still decided, by the failure policy, within the limiter's
+/// deadline. The service's Redis client has no response timeout of its own
+/// (each call has its own deadline), so this is what bounds the wait.
+#[tokio::test]
+async fn with_redis_stalled_requests_are_decided_within_the_limiter_deadline() {
+    let mut redis = common::ThrowawayRedis::start().await;
+    let served = serve_on(&redis, "dynagate-test:stalled-redis:").await;
+    let (addr, key) = (served.addr, &served.key);
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let served = client.request(get_nobody(addr, key)).await.unwrap();
+    assert_eq!(served.status(), StatusCode::NOT_FOUND, "Redis answers");
+
+    redis.pause();
+    // Bounded: the deadline, plus the lookup's DynamoDB read and a loaded
+    // machine's scheduling; a client without any timeout would wait forever.
+    let bound = LIMITER_DEADLINE + Duration::from_secs(3);
+    for _ in 0..3 {
+        let answer = tokio::time::timeout(bound, client.request(get_nobody(addr, key)))
+            .await
+            .expect("a stalled Redis holds a request no longer than the limiter's deadline")
+            .unwrap();
+        assert_eq!(
+            answer.status(),
+            StatusCode::NOT_FOUND,
+            "the fallback decided"
+        );
+    }
+    redis.resume();
 }

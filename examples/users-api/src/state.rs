@@ -101,7 +101,13 @@ async fn connect_redis(config: &Config) -> Result<RedisConnection, String> {
     Ok(if config.redis_cluster_urls.is_empty() {
         redis::Client::open(config.redis_url.as_str())
             .map_err(|e| format!("REDIS_URL {}: {e}", config.redis_url))?
-            .get_connection_manager()
+            // Every call the service makes has a deadline of its own (the
+            // limiter's, the capacity gate's, the readiness probe's), so the
+            // client's default 500 ms response timeout would only be a second
+            // timer armed on every command for the same job.
+            .get_connection_manager_with_config(
+                redis::aio::ConnectionManagerConfig::new().set_response_timeout(None),
+            )
             .await
             .map_err(|e| format!("Redis at {}: {e}", config.redis_url))?
             .into()
