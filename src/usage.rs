@@ -13,7 +13,10 @@
 //! counted: calls made on another task than the metered future (a
 //! `tokio::spawn` inside the handler leaves the scope), attempts that failed
 //! (DynamoDB reports no capacity with an error, and a throttled attempt
-//! consumed none) and backends that report no `ConsumedCapacity`.
+//! consumed none) and backends that report no `ConsumedCapacity`. The one
+//! failure counted is a write whose condition did not hold: DynamoDB charges
+//! it without saying so, and the meter counts the operation's estimate
+//! ([`Operation::units`](crate::Operation::units)) for it.
 
 use std::future::Future;
 use std::sync::Arc;

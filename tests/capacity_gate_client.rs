@@ -124,6 +124,66 @@ async fn over_capacity_fails_fast_with_retry_after_and_sends_nothing() {
     table.delete().await;
 }
 
+/// A new table's burst bank is empty. The default gate paces a burst of
+/// calls at the rate instead of letting part of it through at once, so the
+/// table never throttles it and the fleet's rate is never cut (with a
+/// half-second burst, five of these calls went at once into a bank of two).
+#[tokio::test]
+async fn the_default_gate_paces_a_burst_into_a_table_with_no_bank() {
+    let table = TestTable::create("capacity-paced").await;
+    let (redis, keys) = common::redis().await;
+    // 10 WCU/s and two units banked: one call of slack for the clocks.
+    let rule = Rule::new(table.name(), "*").with_capacity(
+        Capacity::new(None, Some(10))
+            .with_burst_seconds(1)
+            .with_initial_units(0, 2),
+    );
+    let proxy = common::fault_proxy(vec![rule], 4).await;
+    let capacity = TableCapacity::provisioned(
+        table.name(),
+        Throughput {
+            read: 10.0,
+            write: 10.0,
+        },
+    );
+    let paced = CapacityGate::builder(redis.clone())
+        .prefix(keys.prefix().trim_end_matches(':'))
+        .table(capacity)
+        .redis_deadline(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let gated = client(Some(&proxy.url()), Duration::from_secs(3))
+        .await
+        .with_gate(paced.clone());
+
+    let started = tokio::time::Instant::now();
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..10 {
+        let (gated, table) = (gated.clone(), table.name().to_owned());
+        calls.spawn(async move { put(&gated, &table, &format!("k{i}"), 10, 1.0).await });
+    }
+    while let Some(result) = calls.join_next().await {
+        result.unwrap().unwrap();
+    }
+    // Ten units at 10/s: the last goes 0.9 s after the first.
+    assert!(
+        started.elapsed() >= Duration::from_millis(850),
+        "paced, not let through: {:?}",
+        started.elapsed()
+    );
+    let stats = proxy.stats().operation(table.name(), "PutItem");
+    assert_eq!(stats.throttled_total(), 0, "{stats:?}");
+    let state = paced
+        .state(table.name(), Direction::Write)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((state.cuts, state.rate), (0, 10.0), "{state:?}");
+    proxy.shutdown().await;
+    keys.cleanup().await;
+    table.delete().await;
+}
+
 #[tokio::test]
 async fn throttles_cut_the_table_rate_and_a_hot_key_only_its_own() {
     let table = TestTable::create("capacity-adapt").await;

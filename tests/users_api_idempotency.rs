@@ -287,3 +287,54 @@ async fn the_openapi_document_lists_the_key_and_its_422() {
         );
     }
 }
+
+/// Writes are charged to their caller in write units (`KEY_WRITE_UNITS_*`).
+/// A replay is answered from the stored record, read first: it costs a read
+/// and none of them, however often it comes. A create of a user that exists
+/// writes nothing, yet DynamoDB charges the write whose condition failed, and
+/// so does the caller's quota: a key repeating it runs out of write units
+/// (429) instead of taking the table's write capacity, while its reads and
+/// another key's writes go on.
+#[tokio::test]
+async fn replays_cost_no_write_units_and_failed_writes_cost_theirs() {
+    let api = Api::start_configured(None, (100, 100), |config| {
+        config.quotas.key_write_units_per_second = 1;
+        config.quotas.key_write_units_burst = 2 * users_api::WRITE_UNITS_KEYED;
+    })
+    .await;
+    let key = [("idempotency-key", "create-grace")];
+    let first = api.call(Method::POST, USERS, &key, &user("grace")).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{:?}", first.json);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await; // the settle is spawned
+    for _ in 0..5 {
+        let again = api.call(Method::POST, USERS, &key, &user("grace")).await;
+        assert_eq!(again.status, StatusCode::CREATED, "{:?}", again.json);
+        assert!(replayed(&again));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // The same user again without a key: 409, and charged each time.
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let again = api.call(Method::POST, USERS, &[], &user("grace")).await;
+        statuses.push(again.status);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let refused = statuses
+        .iter()
+        .position(|s| *s == StatusCode::TOO_MANY_REQUESTS)
+        .expect("the failed writes ran out of write units");
+    assert!(
+        statuses[..refused]
+            .iter()
+            .all(|s| *s == StatusCode::CONFLICT),
+        "{statuses:?}"
+    );
+    // Reads cost no write units.
+    let read = api.call(Method::GET, "/api/v1/users/grace", &[], "").await;
+    assert_eq!(read.status, StatusCode::OK, "{:?}", read.json);
+    // The write units are the caller's own.
+    let other = api.issue_key("another writer").await;
+    let created = as_caller(&api, &other, Method::POST, USERS, &[], &user("hopper")).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.json);
+    assert_eq!(stored_users(&api).await, ["grace", "hopper"]);
+}

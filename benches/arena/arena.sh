@@ -20,6 +20,11 @@
 # benches/results/arena.md and arena.png and rewrites the README's section
 # between <!-- arena:begin --> and <!-- arena:end -->. Stops everything it
 # started on exit.
+#
+# While iterating on the dynagate side, ARENA_FLASK=off skips both Flask runs
+# and writes no result file (a comparison without its baseline would be
+# misleading): the dynagate summary and the gate's metrics go to
+# ARENA_KEEP_SUMMARIES (default: a directory under /tmp, printed at the end).
 set -euo pipefail
 # log, die, need_command, ensure_venv, file_hash, free_port, port_open,
 # wait_until, wait_healthy, stack_up, stack_down, cargo_target_dir;
@@ -184,6 +189,13 @@ for ops_port in "${OPS_PORTS[@]}"; do
 done >"$RUN_DIR/dynagate-gate.txt"
 stop "${PIDS[@]}"
 PIDS=()
+
+if [ "${ARENA_FLASK:-on}" = off ]; then
+  KEEP="${ARENA_KEEP_SUMMARIES:-$(mktemp -d /tmp/arena-dynagate.XXXXXX)}"
+  mkdir -p "$KEEP" && cp "$RUN_DIR/dynagate.json" "$RUN_DIR/dynagate-gate.txt" "$KEEP/"
+  log "ARENA_FLASK=off: no result file written; the dynagate summary and gate metrics are in $KEEP"
+  exit 0
+fi
 
 # --- flask: gunicorn behind the same kind of proxy -----------------------------
 TABLE="arena-users-$RUN_ID-flask"

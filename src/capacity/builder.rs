@@ -32,12 +32,9 @@ impl CapacityGateBuilder {
             connection,
             prefix: "dynagate:capacity".into(),
             tables: Vec::new(),
-            burst: Duration::from_millis(500),
+            burst: Duration::ZERO,
             max_wait: Duration::from_secs(1),
-            queue: Queue {
-                target: Duration::from_millis(10),
-                interval: Duration::from_millis(100),
-            },
+            queue: Queue::default(),
             adaptive: Adaptive::default(),
             redis_deadline: Duration::from_millis(50),
             breaker: None,
@@ -69,10 +66,19 @@ impl CapacityGateBuilder {
     }
 
     /// How far ahead of the rate the fleet may go after an idle spell
-    /// (default 0.5 s of capacity). Keep it under the table's own burst
-    /// bank (DynamoDB banks up to 300 s of unused capacity): when both empty
-    /// together, the first call that arrives a moment early is throttled and
-    /// the rate is cut for nothing.
+    /// (default none: calls go at the rate, and a burst waits its turn
+    /// within [`max_wait`](CapacityGateBuilder::max_wait)).
+    ///
+    /// Without a burst no second carries more than the rate's units (plus
+    /// the one call an idle bucket lets through at once, whatever its size).
+    /// A burst of `b` lets a second carry `b`'s worth more, which DynamoDB
+    /// takes from its burst bank (up to 300 s of unused capacity). The bank
+    /// is best effort and is empty on a new table and after a busy spell:
+    /// then the calls above the rate are throttled, every throttle of a new
+    /// epoch cuts the fleet's rate, and the rate takes seconds to climb back
+    /// ([`Adaptive::increase`]) — capacity lost to a burst that waiting
+    /// would have absorbed. Set one only for a table whose bank you know,
+    /// and keep it well under it.
     pub fn burst(mut self, burst: Duration) -> Self {
         self.burst = burst;
         self
@@ -89,8 +95,10 @@ impl CapacityGateBuilder {
         self
     }
 
-    /// The wait a standing queue is kept within (default 10 ms): CoDel's
-    /// target (RFC 8289, "Controlled Delay Active Queue Management").
+    /// The wait a standing queue is kept within: CoDel's target (RFC 8289,
+    /// "Controlled Delay Active Queue Management"). By default 10 ms, or the
+    /// time 4 units take at the table's capacity when that is longer (80 ms
+    /// at 50 units/s): a queue of a call or two is not a standing one.
     ///
     /// A burst may queue up to [`max_wait`](CapacityGateBuilder::max_wait).
     /// Once the fleet's waits have stayed above the target for a
@@ -106,17 +114,19 @@ impl CapacityGateBuilder {
     ///
     /// A target at or above `max_wait` turns shedding off.
     pub fn queue_target(mut self, target: Duration) -> Self {
-        self.queue.target = target;
+        self.queue.target = Some(target);
         self
     }
 
     /// How long the waits stay above the
     /// [`queue_target`](CapacityGateBuilder::queue_target) before the queue
-    /// counts as standing, and how long without a wait above it ends that
-    /// (default 100 ms): CoDel's interval (RFC 8289). About the time a burst
-    /// takes to drain; zero sheds every wait above the target at once.
+    /// counts as standing, and how long without a wait above it ends that:
+    /// CoDel's interval (RFC 8289). By default 100 ms, or ten targets when
+    /// that is longer (the RFC's target is 5 to 10% of the interval). About
+    /// the time a burst takes to drain; zero sheds every wait above the
+    /// target at once.
     pub fn queue_interval(mut self, interval: Duration) -> Self {
-        self.queue.interval = interval;
+        self.queue.interval = Some(interval);
         self
     }
 

@@ -17,7 +17,10 @@
 //!    table (or index, [`Operation::index`](crate::Operation::index)) and
 //!    direction, in one Lua script call. The bucket is a reservation queue
 //!    (GCRA): the script answers when the caller's turn is, and the caller
-//!    sleeps until then. Callers of all instances are served in turn.
+//!    sleeps until then. Callers of all instances are served in turn, at
+//!    the table's rate: by default no second carries more than the rate's
+//!    units (plus one call), so the fleet never leans on DynamoDB's
+//!    best-effort burst bank ([`burst`](CapacityGateBuilder::burst)).
 //! 2. **Over capacity.** When the turn comes after the operation's deadline
 //!    (or after the gate's [`max_wait`](CapacityGateBuilder::max_wait), 1 s
 //!    by default), nothing is reserved and nothing is sent: the call fails at once with
@@ -25,8 +28,10 @@
 //!    `retry_after` (an HTTP service answers 503 with `Retry-After`).
 //!    A burst may queue up to `max_wait`, but a standing queue is shed the
 //!    way CoDel (RFC 8289) treats one: once the fleet's waits have stayed
-//!    above [`queue_target`](CapacityGateBuilder::queue_target) (10 ms) for
-//!    a [`queue_interval`](CapacityGateBuilder::queue_interval) (100 ms),
+//!    above [`queue_target`](CapacityGateBuilder::queue_target) (10 ms, or
+//!    the time 4 units take on a small table) for a
+//!    [`queue_interval`](CapacityGateBuilder::queue_interval) (100 ms, or
+//!    ten targets),
 //!    a call whose wait would be above the target is refused the same way,
 //!    at once. At steady overload the admitted calls then wait at most the
 //!    target instead of `max_wait`, and the table stays just as busy.

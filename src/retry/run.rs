@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::operation::{Deadline, Operation};
+use crate::operation::{Deadline, Direction, Operation};
 use crate::retry::{
     Ambiguity, ErrorKind, Gate, GiveUp, RetryDecision, RetryError, RetryPolicy, Ungated, classify,
 };
@@ -122,6 +122,9 @@ impl RetryPolicy {
                     }
                 };
                 let kind = classify(&error);
+                if kind == ErrorKind::Conflict {
+                    charge_failed_condition(operation);
+                }
                 gate.settle(operation, ticket, Some(&kind)).await;
                 count_attempt(operation, kind.label());
                 state.may_have_applied |= kind.may_have_applied();
@@ -222,4 +225,19 @@ fn count_attempt(operation: &Operation, outcome: &'static str) {
         "outcome" => outcome,
     )
     .increment(1);
+}
+
+/// Counts a write whose condition failed in the [usage meter](crate::usage)
+/// at its estimate ([`Operation::units`], 1 when none): DynamoDB charges
+/// such a write (a conditional write that fails consumes the capacity the
+/// write would have; a transaction cancelled by a condition, its items')
+/// but reports no `ConsumedCapacity` with the error. Left uncounted, a caller
+/// charged by what its requests consumed could repeat a write that always
+/// fails (an `Idempotency-Key` replayed in a loop) for free, at the table's
+/// expense.
+fn charge_failed_condition(operation: &Operation) {
+    let capacity = operation.capacity();
+    if capacity.direction == Some(Direction::Write) {
+        crate::usage::record(Direction::Write, capacity.units.unwrap_or(1.0));
+    }
 }

@@ -103,6 +103,11 @@ pub struct Quotas {
     /// per second and burst. A list page reserves `LIST_READ_UNITS` of it.
     pub key_read_units_per_second: u64,
     pub key_read_units_burst: u64,
+    /// Per API key, in the write capacity units its requests consumed
+    /// (index writes and writes whose condition failed included): units per
+    /// second and burst. A write reserves up to `WRITE_UNITS_KEYED` of it.
+    pub key_write_units_per_second: u64,
+    pub key_write_units_burst: u64,
 }
 
 impl Default for Quotas {
@@ -116,6 +121,11 @@ impl Default for Quotas {
             ip_burst: 100,
             key_read_units_per_second: 20,
             key_read_units_burst: 100,
+            // About one small write a second (a user and its index entry),
+            // and two keyed writes back to back: a few keys cannot take a
+            // small table's write capacity from everyone else.
+            key_write_units_per_second: 2,
+            key_write_units_burst: 12,
         }
     }
 }
@@ -227,6 +237,11 @@ impl Config {
                 d.key_read_units_per_second,
             )?,
             key_read_units_burst: number("KEY_READ_UNITS_BURST", d.key_read_units_burst)?,
+            key_write_units_per_second: number(
+                "KEY_WRITE_UNITS_PER_SECOND",
+                d.key_write_units_per_second,
+            )?,
+            key_write_units_burst: number("KEY_WRITE_UNITS_BURST", d.key_write_units_burst)?,
         };
         config.rate_limit_config = std::env::var_os("RATE_LIMIT_CONFIG")
             .filter(|v| !v.is_empty())

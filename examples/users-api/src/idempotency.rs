@@ -6,8 +6,12 @@
 //! record, keyed by a hash of (caller, key), is written in one
 //! `TransactWriteItems` with the user it guards, in the users table. So the
 //! record exists exactly when the write was applied, however requests race:
-//! - the same caller, key and fingerprint again: the record's condition fails
-//!   and the stored result is replayed, nothing is written;
+//! - the same caller, key and fingerprint again: the stored result is
+//!   replayed, nothing is written. The record is read first (one read unit):
+//!   a replay costs a read, not a cancelled transaction, which DynamoDB
+//!   charges at twice the write units of its items. Two requests that race
+//!   past the read meet at the record's condition, which fails for one of
+//!   them, and that one replays the other's result;
 //! - the same caller and key with another fingerprint: 422;
 //! - another caller's same key: another record, independent.
 //!
@@ -21,6 +25,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
+use dynagate::Operation;
+use dynagate::capacity::estimate;
 use dynagate::http::Caller;
 use dynagate::repository::{
     CancellationCode, CancellationReason, DEFAULT_TOKEN_ATTRIBUTE, Item, RepositoryError,
@@ -123,6 +129,9 @@ pub async fn write_once(
     status: StatusCode,
 ) -> Result<Outcome, ApiError> {
     let table = state.users.table();
+    if let Some(record) = stored_record(state, key).await? {
+        return replay(key, &record);
+    }
     let token = WriteToken::generate();
     let response = serde_json::to_string(user).map_err(|e| ApiError::Internal(e.to_string()))?;
     let expires_at = SystemTime::now()
@@ -199,23 +208,7 @@ fn resolve(
         let record = record.item.as_ref().ok_or_else(|| {
             ApiError::Internal("a failed condition came back without the stored record".into())
         })?;
-        if text(record, "fingerprint") != Some(key.fingerprint.as_str()) {
-            return Err(ApiError::IdempotencyKeyReused);
-        }
-        let status = text(record, "status")
-            .and_then(|v| v.parse().ok())
-            .and_then(|v| StatusCode::from_u16(v).ok());
-        let user = text(record, "response").and_then(|v| serde_json::from_str(v).ok());
-        return match (status, user) {
-            (Some(status), Some(user)) => Ok(Outcome {
-                status,
-                user,
-                replayed: true,
-            }),
-            _ => Err(ApiError::Internal(
-                "an unreadable idempotency record".into(),
-            )),
-        };
+        return replay(key, record);
     }
     if let Some(user) = failed(1) {
         let current = user.item.as_ref().and_then(|item| text(item, "version"));
@@ -243,6 +236,58 @@ fn resolve(
     Err(ApiError::Internal(format!(
         "the transaction was cancelled: {reasons:?}"
     )))
+}
+
+/// The key's record, read strongly; `None` when there is none or it has
+/// expired (the transaction's condition treats an expired one as absent).
+async fn stored_record(state: &AppState, key: &IdempotencyKey) -> Result<Option<Item>, ApiError> {
+    let table = state.users.table();
+    let output = state
+        .dynamodb
+        .call(
+            Operation::read("GetItem", table)
+                .units(estimate::read_units(0, true))
+                .partition_key(&key.record_id),
+            |sdk| {
+                sdk.get_item()
+                    .table_name(table)
+                    .key(PARTITION_KEY, s(&key.record_id))
+                    .consistent_read(true)
+                    .send()
+            },
+        )
+        .await
+        .map_err(|e| ApiError::from(RepositoryError::<()>::Dynamodb(e.into())))?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    Ok(output.item.filter(|record| {
+        text(record, EXPIRES_ATTRIBUTE)
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_none_or(|expires| expires >= now)
+    }))
+}
+
+/// The first request's result from its record: 422 when the record is of
+/// another request.
+fn replay(key: &IdempotencyKey, record: &Item) -> Result<Outcome, ApiError> {
+    if text(record, "fingerprint") != Some(key.fingerprint.as_str()) {
+        return Err(ApiError::IdempotencyKeyReused);
+    }
+    let status = text(record, "status")
+        .and_then(|v| v.parse().ok())
+        .and_then(|v| StatusCode::from_u16(v).ok());
+    let user = text(record, "response").and_then(|v| serde_json::from_str(v).ok());
+    match (status, user) {
+        (Some(status), Some(user)) => Ok(Outcome {
+            status,
+            user,
+            replayed: true,
+        }),
+        _ => Err(ApiError::Internal(
+            "an unreadable idempotency record".into(),
+        )),
+    }
 }
 
 fn s(value: &str) -> AttributeValue {

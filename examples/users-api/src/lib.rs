@@ -51,7 +51,7 @@ mod telemetry;
 
 pub use app::{BODY_LIMIT, app, ops_app, run};
 pub use config::{Config, Quotas, TableCapacitySetting};
-pub use limits::{LIST_READ_UNITS, check_rate_limit_config};
+pub use limits::{LIST_READ_UNITS, WRITE_UNITS, WRITE_UNITS_KEYED, check_rate_limit_config};
 pub use openapi::ApiDoc;
 pub use state::{AppState, EMAIL_INDEX, Shared, build};
 pub use telemetry::metrics_handle;

@@ -18,6 +18,32 @@ pub(crate) const MAX_COST: u64 = 2;
 /// and so the most it may read: its read budget.
 pub const LIST_READ_UNITS: u64 = 16;
 
+/// The write units a write without an `Idempotency-Key` reserves from its
+/// caller's write-unit quota: the most a user's put consumes (an item under
+/// 1 KB, 1 unit, and its `by_email` index entry, 2 when the e-mail changes).
+pub const WRITE_UNITS: u64 = 3;
+
+/// The write units a keyed write reserves: one transaction of the user and
+/// its idempotency record (each under 1 KB: the record holds the user's
+/// JSON, at most about 800 bytes), each item and the user's index entry at
+/// twice their units. What it did not consume is given back after the
+/// response.
+pub const WRITE_UNITS_KEYED: u64 = 6;
+
+/// The write units a request reserves: none for a read.
+pub(crate) fn write_reservation(parts: &http::request::Parts) -> u64 {
+    match parts.method {
+        Method::POST | Method::PUT | Method::DELETE | Method::PATCH => {
+            if parts.headers.contains_key("idempotency-key") {
+                WRITE_UNITS_KEYED
+            } else {
+                WRITE_UNITS
+            }
+        }
+        _ => 0,
+    }
+}
+
 /// Whether a request lists users (`GET /api/v1/users`, with or without a query).
 pub(crate) fn is_list(parts: &http::request::Parts) -> bool {
     parts.method == Method::GET && parts.uri.path() == "/api/v1/users"
@@ -77,8 +103,24 @@ pub(crate) fn rate_limit_layer(
     let charge = CapacityCharge::read_units(read_units).reserve(LIST_READ_UNITS, |parts| {
         if is_list(parts) { LIST_READ_UNITS } else { 1 }
     });
+    // What requests really wrote, per key: the request quotas count a write
+    // as one whatever it costs, and a keyed write (a transaction) costs the
+    // table several times a plain one, replayed or not. Without this, the
+    // abuse arena's few attacking keys (one Idempotency-Key replayed, users
+    // created as fast as their request quotas allow) kept a small table's
+    // writes near its capacity, and the fleet's gate shed everyone's.
+    let write_units = Limits::builder("key-wcu")
+        .limit(
+            "second",
+            quota(Quota::per_second(q.key_write_units_per_second).burst(q.key_write_units_burst))?,
+        )
+        .build()
+        .map_err(|e| e.to_string())?;
+    let write_charge =
+        CapacityCharge::write_units(write_units).reserve(WRITE_UNITS_KEYED, write_reservation);
     let builder = RateLimitLayer::builder(Arc::new(limiter))
         .charge(charge)
+        .charge(write_charge)
         .key_limits(default_key)
         .failed_auth(failed_auth)
         .authenticator(Arc::new(keys))
@@ -150,6 +192,29 @@ mod tests {
         let result = check_rate_limit_config(&config);
         let _ = std::fs::remove_file(path);
         result
+    }
+
+    fn parts(method: Method, headers: &[(&str, &str)]) -> http::request::Parts {
+        let mut request = http::Request::builder().method(method).uri("/api/v1/users");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn writes_reserve_write_units_and_keyed_writes_a_transactions_worth() {
+        assert_eq!(write_reservation(&parts(Method::GET, &[])), 0);
+        assert_eq!(write_reservation(&parts(Method::POST, &[])), WRITE_UNITS);
+        assert_eq!(write_reservation(&parts(Method::DELETE, &[])), WRITE_UNITS);
+        let keyed = [("idempotency-key", "k")];
+        assert_eq!(
+            write_reservation(&parts(Method::PUT, &keyed)),
+            WRITE_UNITS_KEYED
+        );
+        // The default quota holds two keyed writes back to back.
+        let q = crate::config::Quotas::default();
+        assert!(q.key_write_units_burst >= 2 * WRITE_UNITS_KEYED);
     }
 
     #[test]

@@ -122,3 +122,60 @@ fn a_hash_expires_a_second_after_it_is_paid_and_back_at_its_ceiling() {
     assert!(expire(&mut kept, START + 6 * SECOND + 1_000));
     assert_eq!(state(START + 7 * SECOND, &B, &mut table).epoch, 0);
 }
+
+/// The units of the calls that start (admitted at `now + wait`) within each
+/// second-long window, less the window's last call: the most any window
+/// carried beyond what one call adds.
+fn busiest_second(starts: &mut [(f64, f64)]) -> f64 {
+    starts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut busiest = 0.0f64;
+    let (mut first, mut sum) = (0, 0.0);
+    for last in 0..starts.len() {
+        sum += starts[last].1;
+        while starts[first].0 <= starts[last].0 - SECOND as f64 {
+            sum -= starts[first].1;
+            first += 1;
+        }
+        busiest = busiest.max(sum - starts[last].1);
+    }
+    busiest
+}
+
+/// Three times the rate for 5 s, calls of 1 to 4 units at uneven instants
+/// (a fixed sequence): the start instants and units of the admitted ones.
+fn overload(burst_us: f64) -> Vec<(f64, f64)> {
+    let b = Bounds { burst_us, ..B };
+    let mut table = None;
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut now = START;
+    let mut starts = Vec::new();
+    while now < START + 5 * SECOND {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let units = (1 + seed % 4) as f64;
+        let r = reserve(now, &b, &mut table, None, units, 2e6);
+        if r.admitted {
+            starts.push(((now as i64 + r.wait_us) as f64, units));
+        }
+        // 2.5 units a call on average, 12 calls a second: 30 units/s.
+        now += 1 + seed % 166_666;
+    }
+    starts
+}
+
+#[test]
+fn without_a_burst_no_second_carries_more_than_the_rate_and_one_call() {
+    let mut paced = overload(0.0);
+    // 5 s at 10 units/s, and the 2 s the last admitted may wait.
+    let units: f64 = paced.iter().map(|(_, u)| u).sum();
+    assert!(units >= 50.0, "the rate was used: {units} units");
+    let busiest = busiest_second(&mut paced);
+    assert!(
+        busiest <= 10.0,
+        "{busiest} units before a window's last call"
+    );
+    // A half-second burst lets the first second carry more.
+    let busiest = busiest_second(&mut overload(500_000.0));
+    assert!(busiest > 10.0, "{busiest}");
+}

@@ -78,6 +78,38 @@ async fn a_conflict_after_an_ambiguous_attempt_says_the_write_may_have_applied()
     );
 }
 
+/// DynamoDB charges a write whose condition failed and reports nothing with
+/// the error: the usage meter counts its estimate, so a caller charged by
+/// consumption pays for a write it repeats in vain. Reads and other
+/// failures add nothing.
+#[tokio::test(start_paused = true)]
+async fn a_write_whose_condition_failed_is_metered_at_its_estimate() {
+    let policy = policy().build().unwrap();
+    let condition = || service("ConditionalCheckFailedException", 400, "{}");
+    let transaction = Operation::write("TransactWriteItems", "users").units(4.0);
+    let ((_, calls), usage) =
+        crate::usage::metered(run_script(&policy, &transaction, vec![Err(condition())])).await;
+    assert_eq!(calls, 1);
+    assert_eq!(usage.write_units, 4.0);
+    let unestimated = Operation::write("PutItem", "users");
+    let (_, usage) =
+        crate::usage::metered(run_script(&policy, &unestimated, vec![Err(condition())])).await;
+    assert_eq!(
+        usage.write_units, 1.0,
+        "one unit when nothing was estimated"
+    );
+    let (_, usage) = crate::usage::metered(run_script(
+        &policy,
+        &transaction,
+        vec![Err(service("ValidationException", 400, "{}"))],
+    ))
+    .await;
+    assert_eq!(usage.write_units, 0.0, "a refused request consumed nothing");
+    let (_, usage) =
+        crate::usage::metered(run_script(&policy, &get(), vec![Err(condition())])).await;
+    assert_eq!((usage.read_units, usage.write_units), (0.0, 0.0));
+}
+
 #[tokio::test(start_paused = true)]
 async fn max_attempts_bounds_the_calls() {
     let policy = policy()
