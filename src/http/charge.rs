@@ -140,12 +140,14 @@ pub(crate) fn settle(
     usage: &Usage,
 ) {
     let consumed = usage.units(charge.direction).max(0.0).ceil() as u64;
-    metrics::counter!(
-        "dynagate_http_charged_units_total",
-        "direction" => charge.direction.label(),
-        "namespace" => charge.limits.namespace().to_owned(),
-    )
-    .increment(consumed);
+    if consumed > 0 {
+        metrics::counter!(
+            "dynagate_http_charged_units_total",
+            "direction" => charge.direction.label(),
+            "namespace" => charge.limits.namespace().to_owned(),
+        )
+        .increment(consumed);
+    }
     let delta = consumed as i64 - reserved as i64;
     if delta == 0 {
         return;
@@ -248,5 +250,79 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(error.to_string().contains("charge"), "{error}");
+    }
+
+    /// A write charge that reserves nothing for GET: a GET is not refused
+    /// for its caller's spent write units, a POST is, and what a GET wrote
+    /// anyway is still charged.
+    #[tokio::test(start_paused = true)]
+    async fn a_request_that_reserves_nothing_is_not_checked_but_still_settled() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let metrics = recorder.handle();
+        // The test's runtime runs on this thread.
+        let _guard = metrics::set_default_local_recorder(&recorder);
+        let layer = RateLimitLayer::builder(Arc::new(MemoryLimiter::new()))
+            .key_limits(limits("key", 100))
+            .failed_auth(limits("auth", 2))
+            .anonymous(limits("anon", 100))
+            .charge(
+                CapacityCharge::write_units(limits("wcu", 4)).reserve(4, |parts| {
+                    if parts.method == http::Method::POST {
+                        4
+                    } else {
+                        0
+                    }
+                }),
+            )
+            .build()
+            .unwrap();
+        let write = |units: f64| {
+            move |Extension(reserved): Extension<Reserved>| async move {
+                crate::usage::record(Direction::Write, units);
+                format!("{:?}", reserved.write_units)
+            }
+        };
+        let app = Router::new()
+            .route("/w", get(write(0.0)).post(write(4.0)))
+            .route("/sneaky", get(write(2.0)))
+            .layer(layer);
+        let post = || {
+            let mut request = Request::post("/w").body(Body::empty()).unwrap();
+            let peer: SocketAddr = "192.0.2.1:4000".parse().unwrap();
+            request.extensions_mut().insert(ConnectInfo(peer));
+            app.clone().oneshot(request)
+        };
+        assert_eq!(post().await.unwrap().status(), StatusCode::OK);
+        settled().await;
+        // The 4 units are spent: a POST waits, a GET does not.
+        assert_eq!(
+            post().await.unwrap().status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        let get_ok = send(&app, "/w").await;
+        assert_eq!(get_ok.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(get_ok.into_body(), 1024)
+            .await
+            .unwrap();
+        assert_eq!(
+            &body[..],
+            b"Some(0)",
+            "the handler sees a write charge with 0 reserved"
+        );
+        // Only the two POSTs asked the write bucket: a GET costs no check.
+        let rendered = metrics.render();
+        let asked = |decision: &str| {
+            format!("dynagate_http_decisions_total{{policy=\"wcu\",decision=\"{decision}\"}} 1")
+        };
+        assert!(rendered.contains(&asked("allow")), "{rendered}");
+        assert!(rendered.contains(&asked("deny")), "{rendered}");
+        // A GET that wrote 2 units is debited them: after 4 s (4 units back)
+        // a POST still waits for the 2 the GET took.
+        tokio::time::advance(std::time::Duration::from_secs(4)).await;
+        assert_eq!(send(&app, "/sneaky").await.status(), StatusCode::OK);
+        settled().await;
+        let refused = post().await.unwrap();
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(refused.headers()["retry-after"], "2");
     }
 }

@@ -92,6 +92,12 @@ impl<'a> Plan<'a> {
         }
         for charge in &config.charges {
             let units = charge.reservation(parts);
+            // Nothing reserved, nothing to check: a read is not refused for
+            // its caller's write units (what it consumes anyway is still
+            // settled after the response).
+            if units == 0 {
+                continue;
+            }
             self.add(
                 Role::Charge(charge),
                 &charge.limits,
@@ -131,6 +137,14 @@ impl<'a> Plan<'a> {
             .iter()
             .zip(&decisions.each)
             .find(|(planned, decision)| !planned.shadow && !decision.allowed())
+    }
+
+    /// The units this request reserved from `charge` (0 when it reserved none).
+    pub(crate) fn reserved_from(&self, charge: &CapacityCharge) -> u64 {
+        self.checks
+            .iter()
+            .find(|c| matches!(c.role, Role::Charge(planned) if std::ptr::eq(planned, charge)))
+            .map_or(0, |c| c.cost)
     }
 
     /// After the response: refunds the policies that do not charge this

@@ -193,10 +193,8 @@ where
     }
 
     let mut reserved = Reserved::default();
-    for planned in &plan.checks {
-        if let Role::Charge(charge) = planned.role {
-            reserved.set(charge.direction, planned.cost);
-        }
+    for charge in &config.charges {
+        reserved.set(charge.direction, plan.reserved_from(charge));
     }
     let charged = !config.charges.is_empty();
     if charged {
@@ -210,10 +208,9 @@ where
     };
     let mut response = response?;
     plan.refund_uncharged(&config.limiter, response.status());
-    for planned in &plan.checks {
-        if let Role::Charge(charge) = planned.role {
-            charge::settle(&config.limiter, charge, &subject, planned.cost, &usage);
-        }
+    for charge in &config.charges {
+        let reserved = plan.reserved_from(charge);
+        charge::settle(&config.limiter, charge, &subject, reserved, &usage);
     }
     add_headers(&mut response, &limits, &decisions.each[default_at]);
     Ok(response)
