@@ -33,6 +33,7 @@ mkdir -p "$WORK"
 # the API's answers, not its quotas (tests/users_api_limits.rs does that).
 export RUST_LOG=warn IP_PER_SECOND=100000 IP_BURST=100000 FAILED_AUTH_BURST=100000
 export KEY_READ_UNITS_PER_SECOND=100000 KEY_READ_UNITS_BURST=100000
+export KEY_WRITE_UNITS_PER_SECOND=100000 KEY_WRITE_UNITS_BURST=100000
 # A loaded CI machine must not turn into 503s: this run checks answers, not latency.
 export DYNAMODB_DEADLINE_MS=20000
 export LIMITER_PREFIX="dynagate-schemathesis:$$:"

@@ -133,6 +133,7 @@ RUST_PORT="$(free_port)"
 # (429) within a second, and wrk would time the refusals.
 RUST_LOG=warn IP_PER_SECOND=1000000 IP_BURST=1000000 LIMITER_PREFIX="bench-rust:$RUN_ID:" \
   KEY_READ_UNITS_PER_SECOND=1000000 KEY_READ_UNITS_BURST=1000000 \
+  KEY_WRITE_UNITS_PER_SECOND=1000000 KEY_WRITE_UNITS_BURST=1000000 \
   OPS_BIND_ADDR="127.0.0.1:$(free_port)" BIND_ADDR="127.0.0.1:$RUST_PORT" "$API" >"$RUN/users_api.log" 2>&1 &
 PIDS+=("$!")
 declare -A PORT=([rust]="$RUST_PORT") SERVER=([rust]="$!")

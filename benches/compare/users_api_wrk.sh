@@ -115,6 +115,7 @@ EOF
 export RUST_LOG=warn LIMITER_PREFIX="dynagate-wrk:$$:" RATE_LIMIT_CONFIG="$RUN_DIR/rate-limits.toml" \
   IP_PER_SECOND=1000000 IP_BURST=1000000 \
   KEY_READ_UNITS_PER_SECOND=1000000 KEY_READ_UNITS_BURST=1000000 \
+  KEY_WRITE_UNITS_PER_SECOND=1000000 KEY_WRITE_UNITS_BURST=1000000 \
   TABLE_CAPACITY=off API_KEYS_TABLE_CAPACITY=off
 KEY="$("$API" issue-key --owner wrk --per-second 1000000 --burst 1000000 --per-day 1000000000 2>"$RUN_DIR/issue-key.err")" ||
   die "issue-key failed: $(cat "$RUN_DIR/issue-key.err")"
