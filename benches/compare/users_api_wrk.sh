@@ -13,11 +13,15 @@
 # deployed: API key (cached, revalidated every 5 s), per-address ceiling, the
 # key's limits, a route policy on the GET route and the read-unit reservation.
 #
-# Two loads, both variants under each, in one run:
-# - paced: the same offered rate for both variants (WRK_RATE requests a
-#   second, default 800, from WRK_PACED_CONNECTIONS (16) connections with
-#   h2load's --rps), below what either variant can serve. CPU per request is
-#   then the work each variant does for a request. The goal is judged here.
+# Three measurements per round, in one run:
+# - side by side: both variants served at once, each offered the same paced
+#   rate (WRK_RATE requests a second, default 800, from
+#   WRK_PACED_CONNECTIONS (16) connections with h2load's --rps) by an h2load
+#   of its own, over the same window. CPU per request is then the work each
+#   variant does for a request, under the same conditions: on a shared
+#   machine that drifts between sequential windows by more than the layer
+#   costs, this is the comparison that holds still. The goal is judged here.
+# - paced: the same load, one variant at a time (reported).
 # - saturated: wrk as fast as it can (WRK_CONNECTIONS (32), WRK_THREADS (2)).
 #   The variants then serve different rates on a saturated 2-core machine,
 #   so each figure also holds what the contention of that rate costs every
@@ -59,9 +63,10 @@ need_command curl
 
 RUN_DIR="$(mktemp -d)"
 BODY="$RUN_DIR/body.md"
-api_pid="" redis_pid="" key_id=""
+api_pid="" redis_pid="" key_id="" SIDE_PIDS=()
 cleanup() {
   if [ -n "$api_pid" ]; then kill "$api_pid" 2>/dev/null || true; fi
+  for pid in "${SIDE_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   if [ -n "$key_id" ]; then "$API" revoke-key --key-id "$key_id" >/dev/null 2>&1 || true; fi
   if [ -n "$redis_pid" ]; then kill "$redis_pid" 2>/dev/null || true; wait "$redis_pid" 2>/dev/null || true; fi
   rm -rf "$RUN_DIR"
@@ -156,8 +161,8 @@ per_request() { awk -v t="$1" -v n="$2" -v hz="$CLK_TCK" 'BEGIN {printf "%.1f", 
 declare -A FIGURES=()
 keep() { FIGURES[$1,$2]+="$3 "; }
 median() {
-  tr ' ' '\n' <<<"${FIGURES[$1,$2]}" | grep . | sort -g |
-    awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+  tr ' ' '\n' <<<"${FIGURES[$1,$2]:-}" | grep . | sort -g |
+    awk '{v[NR] = $1} END {if (NR == 0) exit; if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'
 }
 declare -A ROWS=()
 declare -A SERVICE_US=()
@@ -257,9 +262,78 @@ measure() {
   api_pid=""
 }
 
+# serve VARIANT ROUND: starts the users API with the layer on or off, stores
+# the user, warms it up (the key in its cache, its connections open); sets
+# SERVED_PID and SERVED_URL.
+serve() {
+  local variant="$1" round="$2" port
+  port="$(free_port)"
+  RATE_LIMITS="$variant" OPS_BIND_ADDR="127.0.0.1:$(free_port)" BIND_ADDR="127.0.0.1:$port" \
+    "$API" >"$RUN_DIR/api-side-$round-$variant.log" 2>&1 &
+  SERVED_PID=$!
+  SIDE_PIDS+=("$SERVED_PID")
+  wait_healthy "http://127.0.0.1:$port" "$RUN_DIR/api-side-$round-$variant.log"
+  curl -s -o /dev/null -X POST "http://127.0.0.1:$port/api/v1/users" -H "X-API-Key: $KEY" \
+    -H 'Content-Type: application/json' -d '{"user_id":"wrk","email":"wrk@example.com","name":"Load"}'
+  SERVED_URL="http://127.0.0.1:$port/api/v1/users/wrk"
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -H "X-API-Key: $KEY" "$SERVED_URL" >/dev/null
+}
+
+# side_by_side ROUND: both variants served at once, each offered RATE
+# requests a second by an h2load of its own, over the same window. Whatever
+# else the machine does then (a noisy neighbour, a slower core, the hypervisor
+# taking time) falls on both alike: on these shared machines the service's CPU
+# per request drifted by a third between the sequential rounds of one run,
+# for both variants, more than the difference being measured.
+side_by_side() {
+  local round="$1" variant
+  declare -A pid=() url=() t0=() t1=()
+  for variant in on off; do
+    serve "$variant" "$round"
+    pid[$variant]="$SERVED_PID" url[$variant]="$SERVED_URL"
+  done
+  local per_connection=$(((RATE + PACED_CONNECTIONS - 1) / PACED_CONNECTIONS)) started ended
+  for variant in on off; do t0[$variant]="$(proc_ticks "${pid[$variant]}")"; done
+  t0[rds]="$(proc_ticks "$redis_pid")"
+  started="$(date +%s%N)"
+  local loads=()
+  for variant in on off; do
+    h2load --h1 -c"$PACED_CONNECTIONS" --rps="$per_connection" -D "$SECONDS_RUN" \
+      --log-file="$RUN_DIR/h2load-side-$round-$variant.log" -H "X-API-Key: $KEY" "${url[$variant]}" \
+      >"$RUN_DIR/h2load-side-$round-$variant.out" &
+    loads+=("$!")
+  done
+  wait "${loads[@]}"
+  ended="$(date +%s%N)"
+  for variant in on off; do t1[$variant]="$(proc_ticks "${pid[$variant]}")"; done
+  t1[rds]="$(proc_ticks "$redis_pid")"
+  for variant in on off; do
+    local log="$RUN_DIR/h2load-side-$round-$variant.log" ok failed rps p50 p99 svc_us rds_us
+    grep -q '^requests: ' "$RUN_DIR/h2load-side-$round-$variant.out" ||
+      die "h2load printed no summary (side by side, layer $variant)"
+    ok="$(awk '$2 >= 200 && $2 < 300 {n++} END {print n + 0}' "$log")"
+    failed="$(awk '!($2 >= 200 && $2 < 300) {n++} END {print n + 0}' "$log")"
+    [ "$ok" -gt 0 ] || die "no request served (side by side, layer $variant)"
+    rps="$(awk -v n="$ok" -v ns="$((ended - started))" 'BEGIN {printf "%.0f", n / (ns / 1e9)}')"
+    p50="$(cut -f3 "$log" | sort -n | awk '{v[NR] = $1} END {printf "%.2fms", v[int(NR * 0.50) + 1] / 1000}')"
+    p99="$(cut -f3 "$log" | sort -n | awk '{v[NR] = $1} END {i = int(NR * 0.99) + 1; if (i > NR) i = NR; printf "%.2fms", v[i] / 1000}')"
+    svc_us="$(per_request $((t1[$variant] - t0[$variant])) "$ok")"
+    # Only the layer uses Redis.
+    if [ "$variant" = on ]; then rds_us="$(per_request $((t1[rds] - t0[rds])) "$ok")"; else rds_us="–"; fi
+    keep "side-$variant" svc "$svc_us"; keep "side-$variant" rps "$rps"
+    [ "$variant" = on ] && keep side-on rds "$rds_us"
+    SERVICE_US[side,$round,$variant]="$svc_us"
+    ROWS[side]+="| $round | $variant | $ok | $rps | $p50 | $p99 | $failed | $svc_us | $rds_us |
+"
+  done
+  for variant in on off; do kill "${pid[$variant]}"; wait "${pid[$variant]}" 2>/dev/null || true; done
+  SIDE_PIDS=()
+}
+
 say "GET /api/v1/users/wrk of one stored user with a valid key, release build, $ROUNDS rounds; in each round," \
   "each variant after ${WARMUP}s of warm-up: ${SECONDS_RUN}s paced (h2load, $RATE requests/s over $PACED_CONNECTIONS" \
-  "connections), then ${SECONDS_RUN}s saturated (wrk -t$THREADS -c$CONNECTIONS). DynamoDB Local and Redis on loopback."
+  "connections), then ${SECONDS_RUN}s saturated (wrk -t$THREADS -c$CONNECTIONS); then both variants at once for ${SECONDS_RUN}s," \
+  "each paced by an h2load of its own as above. DynamoDB Local and Redis on loopback."
 say "Layer on: API key (cached, revalidated every 5 s), per-address ceiling, the key's limits, a route policy" \
   "on GET /api/v1/users/{user_id} and the read-unit reservation, limits never reached; off: RATE_LIMITS=off."
 say "CPU time: utime+stime from /proc/PID/stat (${CLK_TCK} ticks/s) over the measured window, per request served."
@@ -270,6 +344,8 @@ for round in $(seq 1 "$ROUNDS"); do
     log "round $round/$ROUNDS: layer $variant (paced, then saturated; ${SECONDS_RUN}s each)"
     measure "$round" "$variant"
   done
+  log "round $round/$ROUNDS: both variants at once, paced (${SECONDS_RUN}s)"
+  side_by_side "$round"
 done
 
 # table LOAD TITLE: the rounds and the medians of one load.
@@ -311,14 +387,44 @@ verdict() {
     if (judged != "judged") printf "not judged against the goal (see above)."
     else if (cost <= goal) printf "goal <= %d%%: met.", goal
     else printf "goal <= %d%%: MISSED by %.1f percentage points.", goal, cost - goal
-    printf " Redis adds %.1f µs per request; DynamoDB Local takes %.1f µs per request without the layer.\n", rds, ddb
+    printf " Redis adds %.1f µs per request", rds
+    if (ddb != "") printf "; DynamoDB Local takes %.1f µs per request without the layer", ddb
+    printf ".\n"
   }'
 }
 
-table paced "Paced: $RATE requests/s offered to both variants (the goal is judged here)"
+# side_table: the side-by-side rounds, their ratios and medians.
+side_table() {
+  local round
+  say
+  say "### Side by side: both variants at once, $RATE requests/s offered to each (the goal is judged here)"
+  say
+  say "| round | layer | requests | requests/s | p50 | p99 | failed or non-2xx | service CPU µs/req | Redis CPU µs/req |"
+  say "|---:|---|---:|---:|---:|---:|---:|---:|---:|"
+  printf '%s' "${ROWS[side]}" | tee -a "$BODY"
+  FIGURES[side-ratio,all]=""
+  for round in $(seq 1 "$ROUNDS"); do
+    keep side-ratio all "$(awk -v on="${SERVICE_US[side,$round,on]}" -v off="${SERVICE_US[side,$round,off]}" \
+      'BEGIN {printf "%.3f", on / off}')"
+  done
+  say
+  say "Service CPU per request, on / off, per round: ${FIGURES[side-ratio,all]}(median $(median side-ratio all))"
+  say
+  say "Median over $ROUNDS rounds:"
+  say
+  say "| | layer on | layer off |"
+  say "|---|---:|---:|"
+  say "| service CPU µs/request | $(median side-on svc) | $(median side-off svc) |"
+  say "| Redis CPU µs/request | $(median side-on rds) | – |"
+  say "| requests/s | $(median side-on rps) | $(median side-off rps) |"
+}
+
+side_table
+table paced "Paced, one variant at a time: $RATE requests/s offered to each"
 table saturated "Saturated: as fast as each variant serves (different rates, so contention differs)"
 say
-say "$(verdict paced judged)"
+say "$(verdict side judged)"
+say "$(verdict paced reported)"
 say "$(verdict saturated reported)"
 
 {
