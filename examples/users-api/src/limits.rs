@@ -77,29 +77,23 @@ pub(crate) fn rate_limit_layer(
         .build()
         .map_err(|e| e.to_string())?;
     // Strict: a few failed authentications per address, then one more a minute.
-    let failed_auth = Limits::builder("auth-fail")
-        .limit(
-            "minute",
-            quota(Quota::per_minute(1).burst(q.failed_auth_burst))?,
-        )
-        .build()
-        .map_err(|e| e.to_string())?;
+    let failed_auth = single(
+        "auth-fail",
+        "minute",
+        Quota::per_minute(1).burst(q.failed_auth_burst),
+    )?;
     // One address cannot exceed this across all the keys it rotates through.
-    let ip_ceiling = Limits::builder("ip")
-        .limit(
-            "second",
-            quota(Quota::per_second(q.ip_per_second).burst(q.ip_burst))?,
-        )
-        .build()
-        .map_err(|e| e.to_string())?;
+    let ip_ceiling = single(
+        "ip",
+        "second",
+        Quota::per_second(q.ip_per_second).burst(q.ip_burst),
+    )?;
     // What requests really read, per key: a list costs what it consumed.
-    let read_units = Limits::builder("key-rcu")
-        .limit(
-            "second",
-            quota(Quota::per_second(q.key_read_units_per_second).burst(q.key_read_units_burst))?,
-        )
-        .build()
-        .map_err(|e| e.to_string())?;
+    let read_units = single(
+        "key-rcu",
+        "second",
+        Quota::per_second(q.key_read_units_per_second).burst(q.key_read_units_burst),
+    )?;
     let charge = CapacityCharge::read_units(read_units).reserve(LIST_READ_UNITS, |parts| {
         if is_list(parts) { LIST_READ_UNITS } else { 1 }
     });
@@ -109,13 +103,11 @@ pub(crate) fn rate_limit_layer(
     // abuse arena's few attacking keys (one Idempotency-Key replayed, users
     // created as fast as their request quotas allow) kept a small table's
     // writes near its capacity, and the fleet's gate shed everyone's.
-    let write_units = Limits::builder("key-wcu")
-        .limit(
-            "second",
-            quota(Quota::per_second(q.key_write_units_per_second).burst(q.key_write_units_burst))?,
-        )
-        .build()
-        .map_err(|e| e.to_string())?;
+    let write_units = single(
+        "key-wcu",
+        "second",
+        Quota::per_second(q.key_write_units_per_second).burst(q.key_write_units_burst),
+    )?;
     let write_charge =
         CapacityCharge::write_units(write_units).reserve(WRITE_UNITS_KEYED, write_reservation);
     let builder = RateLimitLayer::builder(Arc::new(limiter))
@@ -141,6 +133,15 @@ pub(crate) fn rate_limit_layer(
         None => builder,
     };
     builder.build().map_err(|e| e.to_string())
+}
+
+/// One named quota in `namespace`, its errors as the messages start-up prints.
+fn single(
+    namespace: &str,
+    name: &str,
+    quota: Result<Quota, dynagate::ConfigError>,
+) -> Result<Limits, String> {
+    Limits::single(namespace, name, quota.map_err(|e| e.to_string())?).map_err(|e| e.to_string())
 }
 
 /// Refuses a bad `RATE_LIMIT_CONFIG` at start, before anything connects:
