@@ -63,10 +63,9 @@ need_command curl
 
 RUN_DIR="$(mktemp -d)"
 BODY="$RUN_DIR/body.md"
-api_pid="" redis_pid="" key_id="" SIDE_PIDS=()
+api_pid="" redis_pid="" key_id="" SERVED_PIDS=()
 cleanup() {
-  if [ -n "$api_pid" ]; then kill "$api_pid" 2>/dev/null || true; fi
-  for pid in "${SIDE_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${SERVED_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   if [ -n "$key_id" ]; then "$API" revoke-key --key-id "$key_id" >/dev/null 2>&1 || true; fi
   if [ -n "$redis_pid" ]; then kill "$redis_pid" 2>/dev/null || true; wait "$redis_pid" 2>/dev/null || true; fi
   rm -rf "$RUN_DIR"
@@ -206,6 +205,19 @@ record() {
 "
 }
 
+# h2load_figures LOG STARTED_NS ENDED_NS: "OK FAILED RPS P50 P99" from an
+# h2load log (one line per request: start, status, microseconds), which gives
+# the percentiles h2load itself does not print.
+h2load_figures() {
+  local log="$1" ok failed rps p50 p99
+  ok="$(awk '$2 >= 200 && $2 < 300 {n++} END {print n + 0}' "$log")"
+  failed="$(awk '!($2 >= 200 && $2 < 300) {n++} END {print n + 0}' "$log")"
+  rps="$(awk -v n="$ok" -v ns="$(($3 - $2))" 'BEGIN {printf "%.0f", n / (ns / 1e9)}')"
+  p50="$(cut -f3 "$log" | sort -n | awk '{v[NR] = $1} END {printf "%.2fms", v[int(NR * 0.50) + 1] / 1000}')"
+  p99="$(cut -f3 "$log" | sort -n | awk '{v[NR] = $1} END {i = int(NR * 0.99) + 1; if (i > NR) i = NR; printf "%.2fms", v[i] / 1000}')"
+  echo "$ok $failed $rps $p50 $p99"
+}
+
 # paced ROUND VARIANT URL: h2load at RATE requests a second in total; its
 # log (one line per request: start, status, microseconds) gives the
 # percentiles, which h2load itself does not print.
@@ -217,11 +229,7 @@ paced() {
     --log-file="$log" -H "X-API-Key: $KEY" "$url")"
   snapshot t1
   local ok failed rps p50 p99
-  ok="$(awk '$2 >= 200 && $2 < 300 {n++} END {print n + 0}' "$log")"
-  failed="$(awk '!($2 >= 200 && $2 < 300) {n++} END {print n + 0}' "$log")"
-  rps="$(awk -v n="$ok" -v ns="$(delta ns)" 'BEGIN {printf "%.0f", n / (ns / 1e9)}')"
-  p50="$(cut -f3 "$log" | sort -n | awk '{v[NR] = $1} END {printf "%.2fms", v[int(NR * 0.50) + 1] / 1000}')"
-  p99="$(cut -f3 "$log" | sort -n | awk '{v[NR] = $1} END {i = int(NR * 0.99) + 1; if (i > NR) i = NR; printf "%.2fms", v[i] / 1000}')"
+  read -r ok failed rps p50 p99 < <(h2load_figures "$log" "${SNAP[t0,ns]}" "${SNAP[t1,ns]}")
   grep -q '^requests: ' <<<"$out" || die "h2load printed no summary (layer $variant): $out"
   record paced "$round" "$variant" "$ok" "$rps" "$p50" "$p99" "$failed"
 }
@@ -245,34 +253,27 @@ saturated() {
 # the saturated measurement, the CPU of every process read just before and
 # just after each.
 measure() {
-  local round="$1" variant="$2" port
-  port="$(free_port)"
-  RATE_LIMITS="$variant" OPS_BIND_ADDR="127.0.0.1:$(free_port)" BIND_ADDR="127.0.0.1:$port" \
-    "$API" >"$RUN_DIR/api-$round-$variant.log" 2>&1 &
-  api_pid=$!
-  wait_healthy "http://127.0.0.1:$port" "$RUN_DIR/api-$round-$variant.log"
-  curl -s -o /dev/null -X POST "http://127.0.0.1:$port/api/v1/users" -H "X-API-Key: $KEY" \
-    -H 'Content-Type: application/json' -d '{"user_id":"wrk","email":"wrk@example.com","name":"Load"}'
-  local url="http://127.0.0.1:$port/api/v1/users/wrk"
-  # Warm: the key in the service's cache, the connections to Redis and DynamoDB open.
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -H "X-API-Key: $KEY" "$url" >/dev/null
-  paced "$round" "$variant" "$url"
-  saturated "$round" "$variant" "$url"
+  local round="$1" variant="$2"
+  serve "$variant" "$round-alone"
+  api_pid="$SERVED_PID"
+  paced "$round" "$variant" "$SERVED_URL"
+  saturated "$round" "$variant" "$SERVED_URL"
   kill "$api_pid"; wait "$api_pid" 2>/dev/null || true
-  api_pid=""
+  api_pid="" SERVED_PIDS=()
 }
 
-# serve VARIANT ROUND: starts the users API with the layer on or off, stores
-# the user, warms it up (the key in its cache, its connections open); sets
-# SERVED_PID and SERVED_URL.
+# serve VARIANT TAG: starts the users API with the layer on or off (its log
+# api-TAG-VARIANT.log), stores the user, warms it up (the key in its cache,
+# its connections to Redis and DynamoDB open); sets SERVED_PID and
+# SERVED_URL, and adds the process to SERVED_PIDS (stopped on exit).
 serve() {
   local variant="$1" round="$2" port
   port="$(free_port)"
   RATE_LIMITS="$variant" OPS_BIND_ADDR="127.0.0.1:$(free_port)" BIND_ADDR="127.0.0.1:$port" \
-    "$API" >"$RUN_DIR/api-side-$round-$variant.log" 2>&1 &
+    "$API" >"$RUN_DIR/api-$round-$variant.log" 2>&1 &
   SERVED_PID=$!
-  SIDE_PIDS+=("$SERVED_PID")
-  wait_healthy "http://127.0.0.1:$port" "$RUN_DIR/api-side-$round-$variant.log"
+  SERVED_PIDS+=("$SERVED_PID")
+  wait_healthy "http://127.0.0.1:$port" "$RUN_DIR/api-$round-$variant.log"
   curl -s -o /dev/null -X POST "http://127.0.0.1:$port/api/v1/users" -H "X-API-Key: $KEY" \
     -H 'Content-Type: application/json' -d '{"user_id":"wrk","email":"wrk@example.com","name":"Load"}'
   SERVED_URL="http://127.0.0.1:$port/api/v1/users/wrk"
@@ -289,7 +290,7 @@ side_by_side() {
   local round="$1" variant
   declare -A pid=() url=() t0=() t1=()
   for variant in on off; do
-    serve "$variant" "$round"
+    serve "$variant" "$round-side"
     pid[$variant]="$SERVED_PID" url[$variant]="$SERVED_URL"
   done
   local per_connection=$(((RATE + PACED_CONNECTIONS - 1) / PACED_CONNECTIONS)) started ended
@@ -311,12 +312,8 @@ side_by_side() {
     local log="$RUN_DIR/h2load-side-$round-$variant.log" ok failed rps p50 p99 svc_us rds_us
     grep -q '^requests: ' "$RUN_DIR/h2load-side-$round-$variant.out" ||
       die "h2load printed no summary (side by side, layer $variant)"
-    ok="$(awk '$2 >= 200 && $2 < 300 {n++} END {print n + 0}' "$log")"
-    failed="$(awk '!($2 >= 200 && $2 < 300) {n++} END {print n + 0}' "$log")"
+    read -r ok failed rps p50 p99 < <(h2load_figures "$log" "$started" "$ended")
     [ "$ok" -gt 0 ] || die "no request served (side by side, layer $variant)"
-    rps="$(awk -v n="$ok" -v ns="$((ended - started))" 'BEGIN {printf "%.0f", n / (ns / 1e9)}')"
-    p50="$(cut -f3 "$log" | sort -n | awk '{v[NR] = $1} END {printf "%.2fms", v[int(NR * 0.50) + 1] / 1000}')"
-    p99="$(cut -f3 "$log" | sort -n | awk '{v[NR] = $1} END {i = int(NR * 0.99) + 1; if (i > NR) i = NR; printf "%.2fms", v[i] / 1000}')"
     svc_us="$(per_request $((t1[$variant] - t0[$variant])) "$ok")"
     # Only the layer uses Redis.
     if [ "$variant" = on ]; then rds_us="$(per_request $((t1[rds] - t0[rds])) "$ok")"; else rds_us="–"; fi
@@ -327,7 +324,7 @@ side_by_side() {
 "
   done
   for variant in on off; do kill "${pid[$variant]}"; wait "${pid[$variant]}" 2>/dev/null || true; done
-  SIDE_PIDS=()
+  SERVED_PIDS=()
 }
 
 say "GET /api/v1/users/wrk of one stored user with a valid key, release build, $ROUNDS rounds; in each round," \
