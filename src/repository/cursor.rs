@@ -39,8 +39,6 @@
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
@@ -48,6 +46,10 @@ use sha2::Sha256;
 
 use crate::ConfigError;
 use crate::repository::Item;
+
+mod key_codec;
+
+use self::key_codec::{MAX_KEY_BYTES, decode_key, encode_key};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -140,24 +142,6 @@ const MAC_LABEL: &[u8] = b"dynagate cursor v1 mac\0";
 const SHAPE_LABEL: &[u8] = b"dynagate cursor v1 shape\0";
 const CALLER_LABEL: &[u8] = b"dynagate cursor v1 caller\0";
 
-// The largest key DynamoDB can return, from its documented limits
-// (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Constraints.html,
-// "Partition keys and sort keys"; API reference, KeySchemaElement):
-// a partition key value is at most 2048 bytes, a sort key value at most 1024,
-// a key attribute name at most 255 characters (Smithy counts characters, so
-// up to 4 × 255 UTF-8 bytes). A page of a GSI query carries the table's key
-// and the index's key: at most four attributes, two partition and two sort.
-// The opening side holds any key to these bounds, so the cursor length bound
-// below is exact for the largest key DynamoDB can return.
-const MAX_KEY_ATTRIBUTES: usize = 4;
-const MAX_NAME_CHARS: usize = 255;
-const MAX_NAME_BYTES: usize = 4 * MAX_NAME_CHARS;
-const MAX_VALUE_BYTES: usize = 2048;
-const MAX_KEY_VALUE_BYTES: usize = 2 * 2048 + 2 * 1024;
-/// Count, then per attribute: name length (u16), name, type tag, value length
-/// (u16), value.
-const MAX_KEY_BYTES: usize =
-    1 + MAX_KEY_ATTRIBUTES * (2 + MAX_NAME_BYTES + 1 + 2) + MAX_KEY_VALUE_BYTES;
 const MAX_SEALED_BYTES: usize = HEADER_BYTES + MAX_KEY_BYTES + MAC_BYTES;
 /// The longest cursor text accepted; anything longer is refused before it is
 /// decoded. Base64 without padding: 4 characters per 3 bytes, rounded up.
@@ -351,88 +335,6 @@ fn keyed(mac: &HmacSha256, label: &[u8], expiry: u64, text: &str) -> HmacSha256 
         .chain_update(label)
         .chain_update(expiry.to_be_bytes())
         .chain_update(text.as_bytes())
-}
-
-const TAG_S: u8 = b'S';
-const TAG_N: u8 = b'N';
-const TAG_B: u8 = b'B';
-
-/// The key in a compact, unambiguous binary form: a count, then each
-/// attribute (sorted by name, so the same key seals the same way) as a
-/// length-prefixed name, a type tag and a length-prefixed value. `None` when
-/// the key is outside what DynamoDB can return (see the limits above).
-fn encode_key(key: &Item) -> Option<Vec<u8>> {
-    if key.is_empty() || key.len() > MAX_KEY_ATTRIBUTES {
-        return None;
-    }
-    let mut names: Vec<&String> = key.keys().collect();
-    names.sort();
-    let mut out = vec![u8::try_from(key.len()).ok()?];
-    let mut value_bytes = 0;
-    for name in names {
-        let (tag, value): (u8, &[u8]) = match &key[name] {
-            AttributeValue::S(text) => (TAG_S, text.as_bytes()),
-            AttributeValue::N(number) => (TAG_N, number.as_bytes()),
-            AttributeValue::B(blob) => (TAG_B, blob.as_ref()),
-            _ => return None,
-        };
-        if !name_fits(name) || value.is_empty() || value.len() > MAX_VALUE_BYTES {
-            return None;
-        }
-        value_bytes += value.len();
-        out.extend_from_slice(&u16::try_from(name.len()).ok()?.to_be_bytes());
-        out.extend_from_slice(name.as_bytes());
-        out.push(tag);
-        out.extend_from_slice(&u16::try_from(value.len()).ok()?.to_be_bytes());
-        out.extend_from_slice(value);
-    }
-    (value_bytes <= MAX_KEY_VALUE_BYTES).then_some(out)
-}
-
-/// The inverse of [`encode_key`], holding a key to the same bounds. Total: any
-/// byte string gives a key or `None`, never a panic.
-fn decode_key(bytes: &[u8]) -> Option<Item> {
-    let (&count, mut rest) = bytes.split_first()?;
-    let count = usize::from(count);
-    if count == 0 || count > MAX_KEY_ATTRIBUTES {
-        return None;
-    }
-    let mut key = Item::with_capacity(count);
-    let mut value_bytes = 0;
-    for _ in 0..count {
-        let name = take_prefixed(&mut rest)?;
-        let name = std::str::from_utf8(name).ok()?;
-        let (&tag, after_tag) = rest.split_first()?;
-        rest = after_tag;
-        let value = take_prefixed(&mut rest)?;
-        if !name_fits(name) || value.is_empty() || value.len() > MAX_VALUE_BYTES {
-            return None;
-        }
-        value_bytes += value.len();
-        let value = match tag {
-            TAG_S => AttributeValue::S(std::str::from_utf8(value).ok()?.to_owned()),
-            TAG_N => AttributeValue::N(std::str::from_utf8(value).ok()?.to_owned()),
-            TAG_B => AttributeValue::B(Blob::new(value)),
-            _ => return None,
-        };
-        if key.insert(name.to_owned(), value).is_some() {
-            return None;
-        }
-    }
-    (rest.is_empty() && value_bytes <= MAX_KEY_VALUE_BYTES).then_some(key)
-}
-
-fn name_fits(name: &str) -> bool {
-    !name.is_empty() && name.len() <= MAX_NAME_BYTES && name.chars().count() <= MAX_NAME_CHARS
-}
-
-/// Takes a u16-length-prefixed field off the front of `rest`.
-fn take_prefixed<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
-    let (len, after_len) = rest.split_first_chunk::<2>()?;
-    let len = usize::from(u16::from_be_bytes(*len));
-    let (field, after_field) = after_len.split_at_checked(len)?;
-    *rest = after_field;
-    Some(field)
 }
 
 #[cfg(test)]
