@@ -107,3 +107,23 @@ fn take_prefixed<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
     *rest = after_field;
     Some(field)
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::{decode_key, encode_key};
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// The key decoder only ever sees bytes the MAC vouched for; it is
+        /// total all the same.
+        #[test]
+        fn the_key_decoder_is_total(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+            if let Some(key) = decode_key(&bytes) {
+                prop_assert_eq!(encode_key(&key).map(|k| k.len()), Some(bytes.len()));
+            }
+        }
+    }
+}
