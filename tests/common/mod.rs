@@ -24,6 +24,7 @@ pub mod doc_repository;
 mod dynamodb;
 mod env;
 pub mod ledger;
+pub mod limiter_script;
 mod proxy;
 pub mod query_table;
 mod redis;
