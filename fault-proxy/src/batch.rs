@@ -6,9 +6,10 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
+use crate::admission::Admission;
 use crate::inject::ThrottleReason;
 use crate::operation;
-use crate::proxy::{Admission, Call, Shared, lock};
+use crate::proxy::{Call, Shared, lock};
 use crate::units::HalfUnits;
 
 /// BatchWriteItem: each put or delete request is paid for on its own, in

@@ -106,6 +106,7 @@
     rust_2018_idioms
 )]
 
+mod admission;
 mod batch;
 mod bucket;
 mod capacity;

@@ -1,7 +1,6 @@
 //! One request through the proxy: identify it, draw its faults, ask the
 //! capacity model, forward it, charge reads, and answer (or drop the answer).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -14,8 +13,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use rand::RngExt;
 use rand::rngs::StdRng;
 use serde_json::{Map, Value, json};
-use tokio::time::Instant;
 
+use crate::admission::{Admission, admit, charge_reads, reads_limited};
 use crate::capacity::{CapacityModel, Charge};
 use crate::config::Upstream;
 use crate::forward::{self, without_hop_by_hop};
@@ -68,7 +67,12 @@ impl Shared {
         *self.rules.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(Active::new(rules));
     }
 
-    fn record(&self, table: &str, operation: &str, update: impl FnOnce(&mut OperationStats)) {
+    pub(crate) fn record(
+        &self,
+        table: &str,
+        operation: &str,
+        update: impl FnOnce(&mut OperationStats),
+    ) {
         update(lock(&self.stats).entry(table, operation));
     }
 
@@ -115,6 +119,16 @@ pub(crate) struct Call {
 }
 
 impl Call {
+    /// The key a read names, for a hot key's bucket: `GetItem`'s; other
+    /// reads name none.
+    pub(crate) fn read_key(&self) -> Option<&Map<String, Value>> {
+        if self.operation == "GetItem" {
+            self.json["Key"].as_object()
+        } else {
+            None
+        }
+    }
+
     pub(crate) fn effective(&self, table: &str) -> Effective {
         self.rules.resolve(table, &self.operation)
     }
@@ -150,17 +164,6 @@ impl Call {
         });
         inject::throttled(reason, &self.region, table)
     }
-}
-
-/// What the capacity model decided before forwarding.
-pub(crate) enum Admission {
-    /// Forward this body; `held_back` goes into the response's unprocessed field.
-    Forward {
-        body: Bytes,
-        held_back: Option<Map<String, Value>>,
-    },
-    /// Answer this instead.
-    Reject(Response<FullBody>),
 }
 
 /// Answers one request; every answer carries a `Date`, as DynamoDB's do.
@@ -323,88 +326,4 @@ async fn answer(
         bytes
     };
     Ok(Response::from_parts(parts, Either::Left(Full::new(bytes))))
-}
-
-/// Asks the capacity model about a request before it is forwarded.
-fn admit(shared: &Shared, call: &Call, body: Bytes) -> Admission {
-    let now = Instant::now();
-    match call.class {
-        Class::Write => {
-            let writes = operation::writes(&call.operation, &call.json);
-            let effective: HashMap<&str, Effective> = writes
-                .iter()
-                .map(|w| (w.table, call.effective(w.table)))
-                .collect();
-            let charges: Vec<Charge<'_>> = writes
-                .iter()
-                .map(|w| Call::charge(w.table, &effective[w.table], w.key_source, w.cost))
-                .collect();
-            let result = lock(&shared.capacity).try_write(now, &charges);
-            match result {
-                Ok(()) => {
-                    for charge in &charges {
-                        shared.record(charge.table, &call.operation, |s| {
-                            s.write_units += charge.cost.as_units()
-                        });
-                    }
-                    Admission::Forward {
-                        body,
-                        held_back: None,
-                    }
-                }
-                Err((table, reason)) => Admission::Reject(call.throttled(shared, &table, reason)),
-            }
-        }
-        Class::BatchWrite => batch::admit_batch_write(shared, call, now, body),
-        Class::BatchGet => batch::admit_batch_get(shared, call, now, body),
-        Class::Read => {
-            let tables = operation::tables(&call.operation, &call.json);
-            let mut model = lock(&shared.capacity);
-            for table in &tables {
-                let effective = call.effective(table);
-                let key = if call.operation == "GetItem" {
-                    call.json["Key"].as_object()
-                } else {
-                    None
-                };
-                let charge = Call::charge(table, &effective, key, HalfUnits::default());
-                if let Err(reason) = model.admit_read(now, &charge) {
-                    drop(model);
-                    return Admission::Reject(call.throttled(shared, table, reason));
-                }
-            }
-            Admission::Forward {
-                body,
-                held_back: None,
-            }
-        }
-        Class::Other => Admission::Forward {
-            body,
-            held_back: None,
-        },
-    }
-}
-
-/// Whether the table's reads are limited, so that they are priced exactly.
-fn reads_limited(effective: &Effective) -> bool {
-    effective
-        .capacity
-        .as_ref()
-        .is_some_and(|capacity| capacity.read_units_per_second.is_some())
-}
-
-/// Charges what a successful read cost, into debt if need be.
-fn charge_reads(shared: &Shared, call: &Call, costs: &[(String, HalfUnits)]) {
-    let now = Instant::now();
-    for (table, cost) in costs {
-        let effective = call.effective(table);
-        let key = if call.operation == "GetItem" {
-            call.json["Key"].as_object()
-        } else {
-            None
-        };
-        let charge = Call::charge(table, &effective, key, *cost);
-        lock(&shared.capacity).charge_read(now, &charge);
-        shared.record(table, &call.operation, |s| s.read_units += cost.as_units());
-    }
 }
