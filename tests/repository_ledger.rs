@@ -105,11 +105,21 @@ async fn run_ledger(writes: u32) {
         let version: u64 = stored[&key]["version"].as_n().unwrap().parse().unwrap();
         let applied = version - 1;
         let maybe = ledger.counter_unknown.iter().filter(|u| u.2);
+        let token = stored[&key]
+            .get(dynagate::repository::DEFAULT_TOKEN_ATTRIBUTE)
+            .and_then(|t| t.as_s().ok());
+        let writer_of_stored = ledger
+            .counter_history
+            .iter()
+            .position(|u| Some(&u.token) == token);
         assert!(
             applied >= ledger.counter_done && applied <= ledger.counter_done + maybe.count() as u64,
-            "counter {id}: version {version}, {} updates done, unresolved: {:?}",
+            "counter {id}: version {version}, {} updates done, unresolved: {:?}; the stored \
+             counter carries the token of update {writer_of_stored:?} of {}; last updates: {:?}",
             ledger.counter_done,
-            ledger.counter_unknown
+            ledger.counter_unknown,
+            ledger.counter_history.len(),
+            &ledger.counter_history[ledger.counter_history.len().saturating_sub(3)..]
         );
     }
     // Every stored entry was written by the ledger's writers, and the faults happened.

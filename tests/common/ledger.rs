@@ -45,10 +45,23 @@ pub struct Ledger {
     pub counter_done: u64,
     pub counter_replayed: usize,
     pub counter_unknown: Vec<Unresolved>,
+    /// Every counter update in order: the version it expected, its token and
+    /// what it was told (`done`, `replayed`), to name the update a stored
+    /// counter's token belongs to when the counts disagree.
+    pub counter_history: Vec<CounterUpdate>,
     /// Batch items confirmed, and reported unprocessed.
     pub batch_done: Vec<String>,
     pub batch_unprocessed: Vec<String>,
     pub other_errors: Vec<String>,
+}
+
+/// One counter update as its writer saw it.
+#[derive(Debug)]
+pub struct CounterUpdate {
+    pub expected: u64,
+    pub token: String,
+    pub done: bool,
+    pub replayed: bool,
 }
 
 /// A write that failed for good: its key, why the loop gave up, and whether
@@ -135,10 +148,17 @@ pub async fn writer(id: u32, writes: u32, entries: Repository<Entry>) -> Ledger 
         }
         // Every 10th step: bump this writer's counter under optimistic locking.
         if seq % 10 == 9 {
-            match entries
-                .update_versioned(&counter(0), counter_version, &WriteToken::generate())
-                .await
-            {
+            let token = WriteToken::generate();
+            let result = entries
+                .update_versioned(&counter(0), counter_version, &token)
+                .await;
+            ledger.counter_history.push(CounterUpdate {
+                expected: counter_version,
+                token: token.as_str().to_owned(),
+                done: result.is_ok(),
+                replayed: result.as_ref().is_ok_and(|w| w.replayed),
+            });
+            match result {
                 Ok(written) => {
                     ledger.counter_done += 1;
                     ledger.counter_replayed += usize::from(written.replayed);
