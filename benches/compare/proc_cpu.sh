@@ -27,6 +27,15 @@ proc_ticks() {
   echo "$total"
 }
 
+# proc_switches PID: the context switches (voluntary and not) of every
+# thread of the process so far, from /proc/PID/task/*/status. A thread that
+# waits for I/O with nothing else to do sleeps and is woken: on a VM that
+# is much of what a request's extra round trip costs, so the count per request
+# says where CPU time went. A thread that ended is not counted.
+proc_switches() {
+  cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s + 0}'
+}
+
 # machine_busy_ticks: the ticks every core spent on anything but idle and
 # iowait since boot (the `cpu` line of /proc/stat), to tell how busy the
 # rest of the machine was during a measurement.

@@ -21,6 +21,10 @@
 #   variant does for a request, under the same conditions: on a shared
 #   machine that drifts between sequential windows by more than the layer
 #   costs, this is the comparison that holds still. The goal is judged here.
+#   It also counts each service's context switches per request: at this rate
+#   the runtime's threads are mostly idle, so every wait for I/O (the layer's
+#   Redis call is one more per request) puts a thread to sleep and wakes it,
+#   and on a VM that is a large part of what a round trip costs.
 # - paced: the same load, one variant at a time (reported).
 # - saturated: wrk as fast as it can (WRK_CONNECTIONS (32), WRK_THREADS (2)).
 #   The variants then serve different rates on a saturated 2-core machine,
@@ -288,13 +292,15 @@ serve() {
 # for both variants, more than the difference being measured.
 side_by_side() {
   local round="$1" variant
-  declare -A pid=() url=() t0=() t1=()
+  declare -A pid=() url=() t0=() t1=() s0=() s1=()
   for variant in on off; do
     serve "$variant" "$round-side"
     pid[$variant]="$SERVED_PID" url[$variant]="$SERVED_URL"
   done
   local per_connection=$(((RATE + PACED_CONNECTIONS - 1) / PACED_CONNECTIONS)) started ended
-  for variant in on off; do t0[$variant]="$(proc_ticks "${pid[$variant]}")"; done
+  for variant in on off; do
+    t0[$variant]="$(proc_ticks "${pid[$variant]}")" s0[$variant]="$(proc_switches "${pid[$variant]}")"
+  done
   t0[rds]="$(proc_ticks "$redis_pid")"
   started="$(date +%s%N)"
   local loads=()
@@ -306,21 +312,25 @@ side_by_side() {
   done
   wait "${loads[@]}"
   ended="$(date +%s%N)"
-  for variant in on off; do t1[$variant]="$(proc_ticks "${pid[$variant]}")"; done
+  for variant in on off; do
+    t1[$variant]="$(proc_ticks "${pid[$variant]}")" s1[$variant]="$(proc_switches "${pid[$variant]}")"
+  done
   t1[rds]="$(proc_ticks "$redis_pid")"
   for variant in on off; do
-    local log="$RUN_DIR/h2load-side-$round-$variant.log" ok failed rps p50 p99 svc_us rds_us
+    local log="$RUN_DIR/h2load-side-$round-$variant.log" ok failed rps p50 p99 svc_us rds_us switches
     grep -q '^requests: ' "$RUN_DIR/h2load-side-$round-$variant.out" ||
       die "h2load printed no summary (side by side, layer $variant)"
     read -r ok failed rps p50 p99 < <(h2load_figures "$log" "$started" "$ended")
     [ "$ok" -gt 0 ] || die "no request served (side by side, layer $variant)"
     svc_us="$(per_request $((t1[$variant] - t0[$variant])) "$ok")"
+    switches="$(awk -v n=$((s1[$variant] - s0[$variant])) -v r="$ok" 'BEGIN {printf "%.2f", n / r}')"
     # Only the layer uses Redis.
     if [ "$variant" = on ]; then rds_us="$(per_request $((t1[rds] - t0[rds])) "$ok")"; else rds_us="–"; fi
     keep "side-$variant" svc "$svc_us"; keep "side-$variant" rps "$rps"
+    keep "side-$variant" switches "$switches"
     [ "$variant" = on ] && keep side-on rds "$rds_us"
     SERVICE_US[side,$round,$variant]="$svc_us"
-    ROWS[side]+="| $round | $variant | $ok | $rps | $p50 | $p99 | $failed | $svc_us | $rds_us |
+    ROWS[side]+="| $round | $variant | $ok | $rps | $p50 | $p99 | $failed | $svc_us | $rds_us | $switches |
 "
   done
   for variant in on off; do kill "${pid[$variant]}"; wait "${pid[$variant]}" 2>/dev/null || true; done
@@ -396,8 +406,8 @@ side_table() {
   say
   say "### Side by side: both variants at once, $RATE requests/s offered to each (the goal is judged here)"
   say
-  say "| round | layer | requests | requests/s | p50 | p99 | failed or non-2xx | service CPU µs/req | Redis CPU µs/req |"
-  say "|---:|---|---:|---:|---:|---:|---:|---:|---:|"
+  say "| round | layer | requests | requests/s | p50 | p99 | failed or non-2xx | service CPU µs/req | Redis CPU µs/req | service context switches/req |"
+  say "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s' "${ROWS[side]}" | tee -a "$BODY"
   FIGURES[side-ratio,all]=""
   for round in $(seq 1 "$ROUNDS"); do
@@ -413,6 +423,7 @@ side_table() {
   say "|---|---:|---:|"
   say "| service CPU µs/request | $(median side-on svc) | $(median side-off svc) |"
   say "| Redis CPU µs/request | $(median side-on rds) | – |"
+  say "| service context switches/request (a thread put to sleep to wait, then woken) | $(median side-on switches) | $(median side-off switches) |"
   say "| requests/s | $(median side-on rps) | $(median side-off rps) |"
 }
 
