@@ -3,7 +3,7 @@
 -- of src/capacity/gate.rs.
 --
 -- KEYS[1]  the bucket of a table (or index) and direction: a hash
---          {tat, rate, at, epoch, above, last}
+--          {tat, rate, at, epoch, above, last, large, small}
 -- KEYS[2]  optional, same hash tag: the bucket of one partition key value,
 --          present only after that key was throttled on its own (hot key)
 --
@@ -18,6 +18,11 @@
 --                target began (us): CoDel's first_above_time (RFC 8289)
 --         last   (KEYS[1] only) the last time a wait was above the target;
 --                the spell ends once none was for an interval
+--         large  (KEYS[1] only) the tat right after the last large call was
+--                admitted: until then large calls are queued
+--         small  (KEYS[1] only) while large calls are queued, the tat of the
+--                small calls admitted meanwhile as if they had the bucket to
+--                themselves: how long small calls alone would queue
 --
 -- ARGV[1] the command; ARGV[2..9] for every command (rates in units/s):
 --   max_rate, min_rate (the table bucket's bounds), increase (units/s gained
@@ -32,6 +37,12 @@
 --   that has not stood yet, while a standing one ends only after an interval
 --   without a wait above the target. A refusal (shed, or wait > max_wait)
 --   reserves nothing; it writes only the spell.
+--   Large calls (one that alone takes longer than the target at the rate)
+--   do not crowd out small ones: while waits are above the target, a large
+--   call is admitted only if it is paid for within half of max_wait (and not
+--   at all once the queue stands), and while large calls are queued a small
+--   call in a standing queue is judged by the queue small calls alone would
+--   have (small); otherwise by its wait, as above.
 --   -> {admitted 1|0, wait_us, rate_milli, epoch, key_epoch (-1: no key
 --       bucket), standing 1|0}
 -- adjust   ARGV[10] delta_milli (consumed - reserved, in thousandths of a unit)
@@ -63,7 +74,8 @@ local interval = tonumber(ARGV[9])
 
 -- The bucket's state now: its rate climbed back since its last cut.
 local function load(key, ceiling, floor)
-  local v = redis.call('HMGET', key, 'tat', 'rate', 'at', 'epoch', 'above', 'last')
+  local v = redis.call('HMGET', key, 'tat', 'rate', 'at', 'epoch', 'above', 'last', 'large',
+                       'small')
   local exists = v[2] ~= false
   local rate = tonumber(v[2]) or ceiling
   local at = tonumber(v[3]) or now
@@ -83,7 +95,7 @@ local function load(key, ceiling, floor)
   end
   return {exists = exists, tat = tat, rate = rate, epoch = tonumber(v[4]) or 0,
           ceiling = ceiling, floor = floor, above = tonumber(v[5]),
-          last = tonumber(v[6])}
+          last = tonumber(v[6]), large = tonumber(v[7]), small = tonumber(v[8])}
 end
 
 -- A spell of waits above the target goes on until no wait was above it for
@@ -156,6 +168,16 @@ if command == 'reserve' then
     end
   end
   local t = buckets[1]
+  -- A large call alone takes longer than the target at the rate. While
+  -- large calls are queued, a small call is judged by the queue of small
+  -- calls alone.
+  local own = units * 1000000 / t.rate
+  local large = own > target
+  local large_queued = t.large ~= nil and t.large > now
+  local small_wait = 0
+  if t.small ~= nil and t.small > now then
+    small_wait = t.small - now
+  end
   local admitted, stands
   -- What to write on the table bucket besides tat: the spell, or its end.
   local spell = nil
@@ -167,7 +189,11 @@ if command == 'reserve' then
     t.last = now
     spell = {'above', fmt(t.above), 'last', fmt(t.last)}
     stands = now - t.above >= interval
-    admitted = not stands and wait <= max_wait
+    if large then
+      admitted = not stands and wait + own <= max_wait / 2
+    else
+      admitted = wait <= max_wait and (not stands or (large_queued and small_wait <= target))
+    end
   else
     stands = standing(t)
     admitted = wait <= max_wait
@@ -186,6 +212,13 @@ if command == 'reserve' then
   end
   if admitted or spell then
     local fields = {'tat', fmt(t.tat)}
+    if admitted and large then
+      fields[#fields + 1] = 'large'
+      fields[#fields + 1] = fmt(t.tat)
+    elseif admitted and large_queued then
+      fields[#fields + 1] = 'small'
+      fields[#fields + 1] = fmt(now + small_wait + own)
+    end
     if spell then
       for _, f in ipairs(spell) do
         fields[#fields + 1] = f

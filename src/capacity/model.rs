@@ -26,8 +26,11 @@
 //! [`Bounds::target_us`] that lasts [`Bounds::interval_us`] is a standing
 //! queue; see [`reserve`].
 
+mod lua;
 mod reply;
 mod stored;
+
+use self::lua::{fourteen_digits, lua_max, lua_min, milli, whole};
 
 pub use self::reply::{Reserve, State, Throttle};
 pub use self::stored::{Cut, Hash, Spell, expire};
@@ -76,6 +79,9 @@ struct Loaded {
     floor: f64,
     /// The spell as stored (stale or not), table bucket only.
     spell: Option<Spell>,
+    /// `large` and `small` as stored (past or not), table bucket only.
+    large: Option<f64>,
+    small: Option<f64>,
 }
 
 impl Loaded {
@@ -88,35 +94,6 @@ impl Loaded {
     fn standing(&self, now: f64, b: &Bounds) -> bool {
         self.live(now, b) && self.spell.is_some_and(|s| now - s.above >= b.interval_us)
     }
-}
-
-/// Lua 5.1's `math.max` of two numbers: the first unless the second is
-/// greater (which differs from `f64::max` only for NaN).
-fn lua_max(a: f64, b: f64) -> f64 {
-    if b > a { b } else { a }
-}
-
-/// Lua 5.1's `math.min` of two numbers.
-fn lua_min(a: f64, b: f64) -> f64 {
-    if b < a { b } else { a }
-}
-
-/// `string.format('%.0f', x)` read back by `tonumber`.
-fn whole(x: f64) -> f64 {
-    x.round_ties_even()
-}
-
-/// `tostring(x)` (`"%.14g"`) read back by `tonumber`.
-/// Rust's `{:.13e}` rounds the exact value to 14 digits, ties to even, as
-/// C's `printf` does.
-fn fourteen_digits(x: f64) -> f64 {
-    format!("{x:.13e}")
-        .parse()
-        .expect("a formatted float parses")
-}
-
-fn milli(rate: f64) -> i64 {
-    (rate * 1000.0).floor() as i64
 }
 
 fn load(hash: &Option<Hash>, now: f64, b: &Bounds, ceiling: f64, floor: f64) -> Loaded {
@@ -145,6 +122,8 @@ fn load(hash: &Option<Hash>, now: f64, b: &Bounds, ceiling: f64, floor: f64) -> 
         ceiling,
         floor,
         spell: hash.and_then(|h| h.spell),
+        large: hash.and_then(|h| h.large),
+        small: hash.and_then(|h| h.small),
     }
 }
 
@@ -172,6 +151,8 @@ fn store(hash: &mut Option<Hash>, l: &Loaded, now: f64, b: &Bounds, cut: bool) {
         tat: whole(l.tat),
         cut,
         spell: l.spell,
+        large: l.large,
+        small: l.small,
         ttl_ms: whole(keep.ceil()) as u64,
         written_ms: now as u64 / 1000,
     });
@@ -191,6 +172,21 @@ fn store(hash: &mut Option<Hash>, l: &Loaded, now: f64, b: &Bounds, cut: bool) {
 /// yet (a burst that drained); a standing spell ends only after an interval
 /// with no wait above the target, since the calls it admits wait within the
 /// target by construction and say nothing about the load.
+///
+/// Large calls do not crowd out small ones. A call is large when it alone
+/// takes longer than the target to pay for at the bucket's rate (a page of a
+/// list, a big batch); one large call in a queue already makes it wait above
+/// the target for every call behind it. So while waits are above the target
+/// a large call is admitted only if it is paid for within half of
+/// `max_wait_us`, and not at all once the queue stands, which leaves the
+/// other half to small calls; and while large calls are queued (until `large`
+/// in the hash, the `tat` after the last one), a small call in a standing
+/// queue is judged by the queue small calls alone would have (`small`, their
+/// `tat` as if they had the bucket to themselves): they wait behind the large
+/// calls, but are shed only if they would stand on their own. A few callers paging
+/// through a list cannot get the single reads of everyone else shed: they
+/// are shed themselves. With no large call in the queue this is CoDel as
+/// above.
 pub fn reserve(
     now: u64,
     b: &Bounds,
@@ -226,6 +222,16 @@ pub fn reserve(
         }
     }
     let table_bucket = &mut buckets[0];
+    // A large call alone takes longer than the target at the rate. While
+    // large calls are queued, a small call is judged by the queue of small
+    // calls alone.
+    let own = units * 1_000_000.0 / table_bucket.rate;
+    let large = own > b.target_us;
+    let large_queued = table_bucket.large.is_some_and(|l| l > t);
+    let small_wait = match table_bucket.small {
+        Some(s) if s > t => s - t,
+        _ => 0.0,
+    };
     let (admitted, standing, spell_written, ended);
     if wait > b.target_us {
         let above = match table_bucket.spell {
@@ -238,7 +244,11 @@ pub fn reserve(
         });
         spell_written = true;
         standing = t - above >= b.interval_us;
-        admitted = !standing && wait <= max_wait_us;
+        admitted = if large {
+            !standing && wait + own <= max_wait_us / 2.0
+        } else {
+            wait <= max_wait_us && (!standing || (large_queued && small_wait <= b.target_us))
+        };
         ended = false;
     } else {
         standing = table_bucket.standing(t, b);
@@ -249,6 +259,11 @@ pub fn reserve(
     if admitted {
         for (l, new_tat) in buckets.iter_mut().zip(&new_tats) {
             l.tat = *new_tat;
+        }
+        if large {
+            buckets[0].large = Some(whole(buckets[0].tat));
+        } else if large_queued {
+            buckets[0].small = Some(whole(t + small_wait + own));
         }
     }
     if ended {

@@ -164,10 +164,11 @@ pub fn step_strategy() -> impl Strategy<Value = (i64, Command, Option<usize>)> {
     )
 }
 
-/// A case: bounds and steps. One case in three is an overload: a run of
+/// A case: bounds and steps. One case in four is an overload: a run of
 /// one-unit reservations at about twice the rate (the burst cut to a few
-/// units so that the queue builds), then random steps; the others are
-/// random throughout. Random steps alone seldom keep a queue standing long
+/// units so that the queue builds), then random steps; one in four a mixed
+/// overload, the same with one reservation in four a large one (it alone
+/// takes longer than the target); the others are random throughout. Random steps alone seldom keep a queue standing long
 /// enough to admit within the target while it stands.
 pub fn case_strategy() -> impl Strategy<Value = (Bounds, Vec<(i64, Command, Option<usize>)>)> {
     bounds_strategy().prop_flat_map(|b| {
@@ -175,20 +176,29 @@ pub fn case_strategy() -> impl Strategy<Value = (Bounds, Vec<(i64, Command, Opti
         let cost = 1_000_000.0 / b.max_rate;
         let every = (cost * 0.3) as i64..=(cost * 0.7) as i64 + 1;
         let max_wait = prop_oneof![Just(1_000_000u64), 0u64..2_000_000];
-        let reserve = (every, max_wait, prop::option::weighted(0.3, 0usize..2)).prop_map(
-            |(dt, max_wait_us, key)| {
-                let units = 1.0;
-                (dt, Command::Reserve { units, max_wait_us }, key)
-            },
-        );
-        let overload = (
-            prop::collection::vec(reserve, 20..120),
-            prop::collection::vec(step_strategy(), 0..20),
-        )
-            .prop_map(|(mut run, rest)| {
-                run.extend(rest);
-                run
-            });
+        // Its cost is above the target at the full rate.
+        let large = (b.target_us / cost).floor() + 2.0;
+        let overload_of = |units: BoxedStrategy<f64>| {
+            let reserve = (
+                every.clone(),
+                max_wait.clone(),
+                prop::option::weighted(0.3, 0usize..2),
+                units,
+            )
+                .prop_map(|(dt, max_wait_us, key, units)| {
+                    (dt, Command::Reserve { units, max_wait_us }, key)
+                });
+            (
+                prop::collection::vec(reserve, 20..120),
+                prop::collection::vec(step_strategy(), 0..20),
+            )
+                .prop_map(|(mut run, rest)| {
+                    run.extend(rest);
+                    run
+                })
+        };
+        let overload = overload_of(Just(1.0).boxed());
+        let mixed = overload_of(prop_oneof![3 => Just(1.0), 1 => Just(large)].boxed());
         let small_burst = Bounds {
             burst_us: b.burst_us.min((3.0 * cost).floor()),
             ..b
@@ -196,12 +206,20 @@ pub fn case_strategy() -> impl Strategy<Value = (Bounds, Vec<(i64, Command, Opti
         prop_oneof![
             2 => (Just(b), random),
             1 => (Just(small_burst), overload),
+            1 => (Just(small_burst), mixed),
         ]
     })
 }
 
 /// A hash as Redis holds it, in the model's terms.
-pub type Stored = (f64, Option<Cut>, Option<Spell>, u64);
+pub type Stored = (
+    f64,
+    Option<Cut>,
+    Option<Spell>,
+    Option<f64>,
+    Option<f64>,
+    u64,
+);
 
 /// A hash as Redis holds it, in the model's terms (`tat`, the cut fields,
 /// the spell, the TTL); `None` for no key. A field the script does not
@@ -236,27 +254,40 @@ pub fn stored(fields: HashMap<String, String>) -> Result<Option<Stored>, String>
         }),
         _ => return Err(format!("part of a spell: {fields:?}")),
     };
-    let expected = 2 + 3 * usize::from(cut.is_some()) + 2 * usize::from(spell.is_some());
+    let optional = |name: &str| -> Result<Option<f64>, String> {
+        fields
+            .get(name)
+            .map(|v| v.parse().map_err(|e| format!("{name}: {e}")))
+            .transpose()
+    };
+    let (large, small) = (optional("large")?, optional("small")?);
+    let expected = 2
+        + 3 * usize::from(cut.is_some())
+        + 2 * usize::from(spell.is_some())
+        + usize::from(large.is_some())
+        + usize::from(small.is_some());
     if fields.len() != expected {
         return Err(format!("unexpected fields {fields:?}"));
     }
     let ttl = field("ttl")?.parse().map_err(|e| format!("ttl: {e}"))?;
-    Ok(Some((number("tat")?, cut, spell, ttl)))
+    Ok(Some((number("tat")?, cut, spell, large, small, ttl)))
 }
 
 pub fn modelled(hash: &Option<Hash>) -> Option<Stored> {
-    hash.map(|h| (h.tat, h.cut, h.spell, h.ttl_ms))
+    hash.map(|h| (h.tat, h.cut, h.spell, h.large, h.small, h.ttl_ms))
 }
 
 /// How often each branch was reached, so that a strategy that stops
 /// reaching one fails the test instead of passing vacuously.
 pub type Reached = BTreeMap<&'static str, usize>;
 
-pub const BRANCHES: [&str; 12] = [
+pub const BRANCHES: [&str; 14] = [
     "admitted",
     "refused",
     "shed",
     "admitted standing",
+    "small admitted behind large",
+    "large refused before standing",
     "spell started",
     "spell ended",
     "table cut",
@@ -303,6 +334,15 @@ impl Modelled {
                 }
                 if r.standing && r.admitted {
                     *reached.entry("admitted standing").or_default() += 1;
+                }
+                // Before large calls had a rule of their own, a call admitted
+                // in a standing queue waited within the target, and one
+                // refused before it stood waited longer than max_wait.
+                if r.standing && r.admitted && r.wait_us as f64 > b.target_us {
+                    *reached.entry("small admitted behind large").or_default() += 1;
+                }
+                if !r.standing && !r.admitted && r.wait_us as f64 <= max_wait_us as f64 {
+                    *reached.entry("large refused before standing").or_default() += 1;
                 }
                 if r.standing && !r.admitted && r.wait_us as f64 <= max_wait_us as f64 {
                     *reached.entry("shed").or_default() += 1;

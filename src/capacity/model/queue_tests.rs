@@ -187,3 +187,66 @@ fn the_target_off_never_sheds() {
     assert!(within.clone().all(|r| r.admitted), "only max_wait refuses");
     assert!(within.count() > 200);
 }
+
+/// A few callers paging through a list (16 units a page, 160 ms of the
+/// table each, offered at eight times its capacity) and everyone else's
+/// single reads (one unit every 100 ms): the pages are shed, the reads never.
+/// Before large calls had a rule of their own, the pages filled the queue up
+/// to max_wait before it stood, and once it stood every read behind them was
+/// shed too.
+#[test]
+fn a_flood_of_large_calls_does_not_get_small_ones_shed() {
+    let mut table = None;
+    let (mut pages, mut reads) = (Vec::new(), Vec::new());
+    for step in 0..(3_000 / 20) {
+        let now = START + step * 20 * MS;
+        pages.push(reserve(now, &Q, &mut table, None, 16.0, MAX_WAIT));
+        if step % 5 == 2 {
+            reads.push(reserve(now + MS, &Q, &mut table, None, 1.0, MAX_WAIT));
+        }
+    }
+    assert!(reads.iter().any(|r| r.standing), "the queue stood");
+    for (i, read) in reads.iter().enumerate() {
+        assert!(read.admitted, "read {i} refused: {read:?}");
+        // The pages' part is paid within max_wait / 2, or within the target
+        // and one page once the queue stands; reads add one unit each.
+        assert!(read.wait_us <= 520_000, "read {i}: {read:?}");
+    }
+    let admitted = pages.iter().filter(|r| r.admitted).count();
+    assert!(
+        admitted > 0 && admitted < pages.len() / 4,
+        "{admitted} pages"
+    );
+    // Refused before the queue stood too: a page is paid within half of
+    // max_wait, whether or not the queue stands yet.
+    assert!(pages.iter().all(|r| !r.admitted || r.wait_us <= 340_000));
+}
+
+/// A large call alone on a quiet table is let through at once, however
+/// large: the large-call rule applies only to waits above the target.
+#[test]
+fn a_lone_large_call_is_never_refused() {
+    let mut table = None;
+    let lone = reserve(START, &Q, &mut table, None, 40.0, MAX_WAIT);
+    assert_eq!((lone.admitted, lone.wait_us), (true, 0));
+    // Paid 400 ms ahead: a page behind it would be paid for 559 ms from now,
+    // beyond half of max_wait; a single read behind it queues.
+    let page = reserve(START + MS, &Q, &mut table, None, 16.0, MAX_WAIT);
+    assert!(!page.admitted && !page.standing, "{page:?}");
+    let read = reserve(START + MS, &Q, &mut table, None, 1.0, MAX_WAIT);
+    assert_eq!((read.admitted, read.wait_us), (true, 399_000));
+}
+
+/// Behind a large call, small calls that would stand on their own (twice the
+/// capacity) are still shed once the queue stands.
+#[test]
+fn small_calls_that_stand_on_their_own_are_shed_behind_a_large_one() {
+    let mut table = None;
+    let page = reserve(START, &Q, &mut table, None, 40.0, MAX_WAIT);
+    assert!(page.admitted);
+    let reads: Vec<Reserve> = (1..100)
+        .map(|i| reserve(START + i * 5 * MS, &Q, &mut table, None, 1.0, MAX_WAIT))
+        .collect();
+    let shed_behind_the_page = reads[..70].iter().filter(|r| r.standing && !r.admitted);
+    assert!(shed_behind_the_page.count() > 10, "{reads:?}");
+}

@@ -32,6 +32,14 @@ pub struct Hash {
     pub cut: Option<Cut>,
     /// `above` and `last`.
     pub spell: Option<Spell>,
+    /// `large`, table bucket only: the `tat` (whole µs) right after the last
+    /// large call was admitted; never deleted, meaningless once past (and so
+    /// is `small`).
+    pub large: Option<f64>,
+    /// `small`, table bucket only: while large calls are queued, the `tat`
+    /// (whole µs) of the small calls admitted meanwhile, as if they had the
+    /// bucket to themselves.
+    pub small: Option<f64>,
     /// The TTL (ms) the last write gave the key.
     pub ttl_ms: u64,
     /// The clock (ms) at the last write.
