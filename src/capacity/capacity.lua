@@ -18,10 +18,12 @@
 --                target began (us): CoDel's first_above_time (RFC 8289)
 --         last   (KEYS[1] only) the last time a wait was above the target;
 --                the spell ends once none was for an interval
---         large  (KEYS[1] only) the tat right after the last large call was
---                admitted: until then large calls are queued
---         small  (KEYS[1] only) while large calls are queued, the tat of the
---                small calls admitted meanwhile as if they had the bucket to
+--         large  (KEYS[1] only) the tat right after the last large call, or
+--                small call judged by `small`, was admitted: the queue up to
+--                there is large calls' doing (with the small calls that queued
+--                behind them); until an interval after it, large calls count
+--         small  (KEYS[1] only) while large calls count, the tat of the small
+--                calls admitted meanwhile as if they had the bucket to
 --                themselves: how long small calls alone would queue
 --
 -- ARGV[1] the command; ARGV[2..9] for every command (rates in units/s):
@@ -40,9 +42,13 @@
 --   Large calls (one that alone takes longer than the target at the rate)
 --   do not crowd out small ones: while waits are above the target, a large
 --   call is admitted only if it is paid for within half of max_wait (and not
---   at all once the queue stands), and while large calls are queued a small
---   call in a standing queue is judged by the queue small calls alone would
---   have (small); otherwise by its wait, as above.
+--   at all once the queue stands), and until an interval after the last
+--   large call is paid for, a small call in a standing queue is judged by the
+--   queue small calls alone would have (small); otherwise by its wait, as
+--   above. A small call admitted so moves `large` to its own tat: the small
+--   calls that queued behind large ones are still queued when the large ones
+--   are paid for, and judged by their wait then, the next would be shed for
+--   the large calls' doing.
 --   -> {admitted 1|0, wait_us, rate_milli, epoch, key_epoch (-1: no key
 --       bucket), standing 1|0}
 -- adjust   ARGV[10] delta_milli (consumed - reserved, in thousandths of a unit)
@@ -168,12 +174,12 @@ if command == 'reserve' then
     end
   end
   local t = buckets[1]
-  -- A large call alone takes longer than the target at the rate. While
-  -- large calls are queued, a small call is judged by the queue of small
-  -- calls alone.
+  -- A large call alone takes longer than the target at the rate. Until an
+  -- interval after the last one is paid for, a small call is judged by the
+  -- queue of small calls alone.
   local own = units * 1000000 / t.rate
   local large = own > target
-  local large_queued = t.large ~= nil and t.large > now
+  local large_queued = t.large ~= nil and t.large + interval > now
   local small_wait = 0
   if t.small ~= nil and t.small > now then
     small_wait = t.small - now
@@ -218,6 +224,8 @@ if command == 'reserve' then
     elseif admitted and large_queued then
       fields[#fields + 1] = 'small'
       fields[#fields + 1] = fmt(now + small_wait + own)
+      fields[#fields + 1] = 'large'
+      fields[#fields + 1] = fmt(t.tat)
     end
     if spell then
       for _, f in ipairs(spell) do

@@ -179,11 +179,15 @@ fn store(hash: &mut Option<Hash>, l: &Loaded, now: f64, b: &Bounds, cut: bool) {
 /// the target for every call behind it. So while waits are above the target
 /// a large call is admitted only if it is paid for within half of
 /// `max_wait_us`, and not at all once the queue stands, which leaves the
-/// other half to small calls; and while large calls are queued (until `large`
-/// in the hash, the `tat` after the last one), a small call in a standing
-/// queue is judged by the queue small calls alone would have (`small`, their
-/// `tat` as if they had the bucket to themselves): they wait behind the large
-/// calls, but are shed only if they would stand on their own. A few callers paging
+/// other half to small calls; and until an interval after the last large
+/// call is paid for (`large` in the hash, the `tat` after it), a small call in
+/// a standing queue is judged by the queue small calls alone would have
+/// (`small`, their `tat` as if they had the bucket to themselves): they wait
+/// behind the large calls, but are shed only if they would stand on their
+/// own. A small call admitted so moves `large` to its own `tat`: the small
+/// calls that queued behind the large ones are still queued once those are
+/// paid for, and judged by their wait then, the next small call would be
+/// shed for the large calls' doing. A few callers paging
 /// through a list cannot get the single reads of everyone else shed: they
 /// are shed themselves. With no large call in the queue this is CoDel as
 /// above.
@@ -222,12 +226,12 @@ pub fn reserve(
         }
     }
     let table_bucket = &mut buckets[0];
-    // A large call alone takes longer than the target at the rate. While
-    // large calls are queued, a small call is judged by the queue of small
-    // calls alone.
+    // A large call alone takes longer than the target at the rate. Until an
+    // interval after the last one is paid for, a small call is judged by the
+    // queue of small calls alone.
     let own = units * 1_000_000.0 / table_bucket.rate;
     let large = own > b.target_us;
-    let large_queued = table_bucket.large.is_some_and(|l| l > t);
+    let large_queued = table_bucket.large.is_some_and(|l| l + b.interval_us > t);
     let small_wait = match table_bucket.small {
         Some(s) if s > t => s - t,
         _ => 0.0,
@@ -264,6 +268,7 @@ pub fn reserve(
             buckets[0].large = Some(whole(buckets[0].tat));
         } else if large_queued {
             buckets[0].small = Some(whole(t + small_wait + own));
+            buckets[0].large = Some(whole(buckets[0].tat));
         }
     }
     if ended {

@@ -250,3 +250,30 @@ fn small_calls_that_stand_on_their_own_are_shed_behind_a_large_one() {
     let shed_behind_the_page = reads[..70].iter().filter(|r| r.standing && !r.admitted);
     assert!(shed_behind_the_page.count() > 10, "{reads:?}");
 }
+
+/// The arena's mix: pages at eight times the capacity and single reads at
+/// 40% of it. Reads queue behind each page admitted; once it is paid for
+/// they are still queued, and judged by their wait the next read would be
+/// shed for the page's doing. Judged by the queue reads alone have, none is.
+#[test]
+fn small_calls_still_queued_when_a_large_one_is_paid_for_are_not_shed() {
+    let mut table = None;
+    let mut reads = Vec::new();
+    for step in 0..(3_000 / 5) {
+        let now = START + step * 5 * MS;
+        if step % 4 == 0 {
+            reserve(now, &Q, &mut table, None, 16.0, MAX_WAIT);
+        }
+        if step % 5 == 1 {
+            reads.push(reserve(now, &Q, &mut table, None, 1.0, MAX_WAIT));
+        }
+    }
+    assert!(reads.iter().any(|r| r.standing), "the queue stood");
+    let refused: Vec<_> = reads.iter().filter(|r| !r.admitted).collect();
+    assert!(
+        refused.is_empty(),
+        "{} of {} reads refused: {refused:?}",
+        refused.len(),
+        reads.len()
+    );
+}

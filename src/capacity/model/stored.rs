@@ -33,10 +33,11 @@ pub struct Hash {
     /// `above` and `last`.
     pub spell: Option<Spell>,
     /// `large`, table bucket only: the `tat` (whole µs) right after the last
-    /// large call was admitted; never deleted, meaningless once past (and so
-    /// is `small`).
+    /// large call (or small call judged by `small`) was admitted; never
+    /// deleted, meaningless an interval after it has passed (and so is
+    /// `small`).
     pub large: Option<f64>,
-    /// `small`, table bucket only: while large calls are queued, the `tat`
+    /// `small`, table bucket only: while large calls count, the `tat`
     /// (whole µs) of the small calls admitted meanwhile, as if they had the
     /// bucket to themselves.
     pub small: Option<f64>,
