@@ -21,12 +21,7 @@ async fn the_script_and_the_model_agree_on_random_sequences() {
     let (_manager, keys) = common::redis().await;
     // The runner takes an `Fn`: the connection, the case number and the
     // counts are cells.
-    let connection = RefCell::new(
-        redis::Client::open(common::redis_url())
-            .unwrap()
-            .get_connection()
-            .unwrap(),
-    );
+    let connection = RefCell::new(common::blocking_redis());
     let case = Cell::new(0u32);
     let reached = RefCell::new(Reached::default());
     let script = driven_clock_script();

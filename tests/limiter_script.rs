@@ -47,12 +47,7 @@ fn verdict_of(reply: &[i64]) -> (Verdict, u64) {
 async fn the_scripts_and_the_models_agree_on_random_sequences() {
     let (_manager, keys) = common::redis().await;
     // The runner takes an `Fn`: the connection and the case number are cells.
-    let connection = std::cell::RefCell::new(
-        redis::Client::open(common::redis_url())
-            .unwrap()
-            .get_connection()
-            .unwrap(),
-    );
+    let connection = std::cell::RefCell::new(common::blocking_redis());
     let case = std::cell::Cell::new(0u32);
     // Allowed, denied, never; then settles that moved a bucket, and did not.
     let seen = std::cell::RefCell::new([0usize; 5]);

@@ -33,12 +33,7 @@ fn all_args(parts: &[gcra::Part]) -> Vec<u64> {
 #[tokio::test]
 async fn the_script_of_several_checks_and_its_model_agree_on_random_mixes() {
     let (_manager, keys) = common::redis().await;
-    let connection = std::cell::RefCell::new(
-        redis::Client::open(common::redis_url())
-            .unwrap()
-            .get_connection()
-            .unwrap(),
-    );
+    let connection = std::cell::RefCell::new(common::blocking_redis());
     let case = std::cell::Cell::new(0u32);
     // Admitted; refused while a dependent check was allowed (all or nothing
     // held its tokens back); an independent check taking in a refused

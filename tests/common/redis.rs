@@ -19,6 +19,15 @@ pub async fn redis() -> (ConnectionManager, KeySpace) {
     (manager, KeySpace::new("single", vec![url]))
 }
 
+/// A blocking connection to `REDIS_URL`, for the property tests whose
+/// runner takes a plain closure (it cannot await).
+pub fn blocking_redis() -> redis::Connection {
+    let url = redis_url();
+    redis::Client::open(url.as_str())
+        .and_then(|client| client.get_connection())
+        .unwrap_or_else(|e| panic!("connecting to Redis at {url}: {e}"))
+}
+
 /// An async Redis Cluster connection on `REDIS_CLUSTER_URLS` and a key prefix.
 pub async fn redis_cluster() -> (ClusterConnection, KeySpace) {
     let urls = cluster_urls();
