@@ -165,6 +165,7 @@ if command == 'reserve' then
   local wait = 0
   for _, b in ipairs(buckets) do
     local cost = units * 1000000 / b.rate
+    b.cost = cost
     b.new_tat = b.tat + cost
     -- An idle bucket lets any one call through at once, however small the
     -- burst is next to the call's units.
@@ -177,9 +178,9 @@ if command == 'reserve' then
   -- A large call alone takes longer than the target at the rate. Until an
   -- interval after the last one is paid for, a small call is judged by the
   -- queue of small calls alone.
-  local own = units * 1000000 / t.rate
+  local own = t.cost
   local large = own > target
-  local large_queued = t.large ~= nil and t.large + interval > now
+  local large_counts = t.large ~= nil and t.large + interval > now
   local small_wait = 0
   if t.small ~= nil and t.small > now then
     small_wait = t.small - now
@@ -198,7 +199,7 @@ if command == 'reserve' then
     if large then
       admitted = not stands and wait + own <= max_wait / 2
     else
-      admitted = wait <= max_wait and (not stands or (large_queued and small_wait <= target))
+      admitted = wait <= max_wait and (not stands or (large_counts and small_wait <= target))
     end
   else
     stands = standing(t)
@@ -221,7 +222,7 @@ if command == 'reserve' then
     if admitted and large then
       fields[#fields + 1] = 'large'
       fields[#fields + 1] = fmt(t.tat)
-    elseif admitted and large_queued then
+    elseif admitted and large_counts then
       fields[#fields + 1] = 'small'
       fields[#fields + 1] = fmt(now + small_wait + own)
       fields[#fields + 1] = 'large'

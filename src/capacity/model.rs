@@ -214,11 +214,12 @@ pub fn reserve(
         }
     }
     let mut wait = 0.0;
-    let mut new_tats = Vec::with_capacity(buckets.len());
+    // Per bucket: what the call costs at its rate, and its tat if admitted.
+    let mut paced = Vec::with_capacity(buckets.len());
     for l in &buckets {
         let cost = units * 1_000_000.0 / l.rate;
         let new_tat = l.tat + cost;
-        new_tats.push(new_tat);
+        paced.push((cost, new_tat));
         // An idle bucket lets any one call through at once.
         let w = new_tat - lua_max(b.burst_us, cost) - t;
         if w > wait {
@@ -229,9 +230,9 @@ pub fn reserve(
     // A large call alone takes longer than the target at the rate. Until an
     // interval after the last one is paid for, a small call is judged by the
     // queue of small calls alone.
-    let own = units * 1_000_000.0 / table_bucket.rate;
+    let own = paced[0].0;
     let large = own > b.target_us;
-    let large_queued = table_bucket.large.is_some_and(|l| l + b.interval_us > t);
+    let large_counts = table_bucket.large.is_some_and(|l| l + b.interval_us > t);
     let small_wait = match table_bucket.small {
         Some(s) if s > t => s - t,
         _ => 0.0,
@@ -251,7 +252,7 @@ pub fn reserve(
         admitted = if large {
             !standing && wait + own <= max_wait_us / 2.0
         } else {
-            wait <= max_wait_us && (!standing || (large_queued && small_wait <= b.target_us))
+            wait <= max_wait_us && (!standing || (large_counts && small_wait <= b.target_us))
         };
         ended = false;
     } else {
@@ -261,12 +262,12 @@ pub fn reserve(
         ended = admitted && !standing && table_bucket.spell.is_some();
     }
     if admitted {
-        for (l, new_tat) in buckets.iter_mut().zip(&new_tats) {
+        for (l, (_, new_tat)) in buckets.iter_mut().zip(&paced) {
             l.tat = *new_tat;
         }
         if large {
             buckets[0].large = Some(whole(buckets[0].tat));
-        } else if large_queued {
+        } else if large_counts {
             buckets[0].small = Some(whole(t + small_wait + own));
             buckets[0].large = Some(whole(buckets[0].tat));
         }
