@@ -9,6 +9,7 @@ mod users_api_server;
 
 use std::time::Duration;
 
+use dynagate::limiter::Leases;
 use http::{Method, StatusCode};
 use users_api_server::{Api, user};
 
@@ -199,6 +200,55 @@ limits = [{ name = "minute", rate = 1000, per = "minute" }]
         "the ceiling, the key's limits, the route policy and the read-unit reservation of a \
          request in one call each"
     );
+}
+
+/// The same request shape with `LIMITER_LEASE_TOKENS` on: most requests are
+/// decided from this instance's leases, with no round trip at all, and every
+/// one is still admitted exactly as without leases.
+#[tokio::test]
+async fn with_leases_most_keyed_requests_make_no_round_trip() {
+    let redis = common::ThrowawayRedis::start().await;
+    let url = redis.url.clone();
+    let path = config_file(
+        "round-trip-leased",
+        r#"
+[[policy]]
+name = "rt-leased-lookups"
+routes = ["GET /api/v1/users/{user_id}"]
+limits = [{ name = "minute", rate = 100000, per = "minute" }]
+"#,
+    );
+    let api = Api::start_configured(None, (10_000, 10_000), move |config| {
+        config.redis_url = url;
+        config.rate_limit_config = Some(path);
+        config.limiter_leases = Some(Leases::up_to(32).unwrap());
+        // Far from every limit, so leases grow to their largest.
+        config.quotas.ip_per_second = 10_000;
+        config.quotas.ip_burst = 10_000;
+        config.quotas.key_read_units_per_second = 10_000;
+        config.quotas.key_read_units_burst = 10_000;
+    })
+    .await;
+    let mut connection = redis.manager().await;
+    api.call(Method::GET, "/api/v1/users/x", &[], "").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = evalsha_calls(&mut connection).await;
+    for _ in 0..200 {
+        let reply = api.call(Method::GET, "/api/v1/users/x", &[], "").await;
+        assert_eq!(
+            reply.status,
+            StatusCode::NOT_FOUND,
+            "admitted: {}",
+            reply.json
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let calls = evalsha_calls(&mut connection).await - before;
+    // Leases grow 2, 4, 8, 16, 32: a handful of calls to grow, then one per
+    // 33 requests.
+    assert!(calls <= 20, "{calls} round trips for 200 requests");
+    // Decided by Redis, not by the failure policy: a lease holds 32 at most.
+    assert!(calls >= 200 / 33, "{calls} round trips for 200 requests");
 }
 
 #[tokio::test]

@@ -44,6 +44,9 @@ pub enum DecidedBy {
     /// the deny cache, so nothing was asked for this one and nothing was
     /// taken (see [`Decisions`](crate::limiter::Decisions)).
     NotAsked,
+    /// Spent from this instance's lease of the subject's tokens, without a
+    /// round trip (see [`Leases`](crate::limiter::Leases)).
+    Lease,
 }
 
 impl DecidedBy {
@@ -57,6 +60,7 @@ impl DecidedBy {
             DecidedBy::FailClosed => "fail_closed",
             DecidedBy::Fallback => "fallback",
             DecidedBy::NotAsked => "not_asked",
+            DecidedBy::Lease => "lease",
         }
     }
 }

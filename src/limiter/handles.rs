@@ -59,6 +59,8 @@ pub(crate) struct Handles {
     pub(crate) allowed_by_redis: CounterSlot,
     /// `dynagate_limiter_decisions_total{outcome="allowed",decided_by="memory"}`.
     pub(crate) allowed_by_memory: CounterSlot,
+    /// `dynagate_limiter_decisions_total{outcome="allowed",decided_by="lease"}`.
+    pub(crate) allowed_by_lease: CounterSlot,
     /// `dynagate_http_decisions_total{decision="allow"}`.
     pub(crate) http_allow: CounterSlot,
     /// The layer's `RateLimit-Policy` field value.

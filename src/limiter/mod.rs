@@ -56,7 +56,8 @@
 //!
 //! Through the [`metrics`] facade, labelled by `namespace`:
 //! `dynagate_limiter_decisions_total` (`outcome`: allowed, denied, never;
-//! `decided_by`: redis, memory, deny_cache, fail_open, fail_closed, fallback;
+//! `decided_by`: redis, memory, deny_cache, lease, fail_open, fail_closed,
+//! fallback;
 //! one per check of a [`check_all`](RateLimiter::check_all), except the
 //! checks it did not ask),
 //! `dynagate_limiter_redis_errors_total` (`kind`: timeout, connection,
@@ -81,6 +82,7 @@ mod failure;
 pub(crate) mod gcra;
 pub(crate) mod gcra_all;
 pub(crate) mod handles;
+mod lease;
 mod limits;
 mod memory;
 mod quota;
@@ -95,6 +97,7 @@ use std::sync::Arc;
 pub use self::checks::{Check, Decisions};
 pub use self::decision::{DecidedBy, Decision, Outcome, Verdict};
 pub use self::failure::FailurePolicy;
+pub use self::lease::Leases;
 pub use self::limits::{Limit, Limits, LimitsBuilder};
 pub use self::memory::{Clock, ManualClock, MemoryLimiter, TokioClock};
 pub use self::quota::{Quota, QuotaBuilder};
@@ -208,6 +211,7 @@ pub(crate) fn count_decision(limits: &Limits, decision: &Decision) {
     let cached = match (decision.allowed(), decision.decided_by()) {
         (true, DecidedBy::Redis) => Some(&limits.handles().allowed_by_redis),
         (true, DecidedBy::Memory) => Some(&limits.handles().allowed_by_memory),
+        (true, DecidedBy::Lease) => Some(&limits.handles().allowed_by_lease),
         _ => None,
     };
     let register = || {

@@ -20,6 +20,7 @@
 
 pub mod capacity;
 pub mod capacity_script;
+mod counting_proxy;
 pub mod doc_repository;
 mod dynamodb;
 mod env;
@@ -35,6 +36,8 @@ mod workers;
 
 // The harness's functions at `common::`; a binary that uses none of a
 // module's items would warn on its glob.
+#[allow(unused_imports)]
+pub use self::counting_proxy::CountingProxy;
 #[allow(unused_imports)]
 pub use self::dynamodb::*;
 #[allow(unused_imports)]

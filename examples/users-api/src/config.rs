@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use dynagate::http::{ForwardedHeader, ServeConfig, TrustedProxies};
-use dynagate::limiter::FailurePolicy;
+use dynagate::limiter::{FailurePolicy, Leases};
 
 use crate::suspension::AbuseLimits;
 
@@ -28,6 +28,9 @@ pub struct Config {
     /// 5 ms; on a loaded 2-core machine that sends many decisions to the
     /// failure policy, so the example allows more.
     pub limiter_deadline: Duration,
+    /// Local leases of busy subjects' tokens (`LIMITER_LEASE_TOKENS`, off
+    /// when 0 or unset): fewer Redis round trips, never more admitted.
+    pub limiter_leases: Option<Leases>,
     pub quotas: Quotas,
     /// The capacity the fleet keeps the users table under.
     pub table_capacity: TableCapacitySetting,
@@ -143,6 +146,7 @@ impl Config {
             trusted_proxies: TrustedProxies::none(),
             dynamodb_deadline: Duration::from_secs(2),
             limiter_deadline: Duration::from_millis(50),
+            limiter_leases: None,
             quotas: Quotas::default(),
             table_capacity: TableCapacitySetting::Describe,
             keys_table_capacity: TableCapacitySetting::Describe,
@@ -219,6 +223,15 @@ impl Config {
             .trusted_proxies(config.trusted_proxies.clone());
         config.dynamodb_deadline = Duration::from_millis(number("DYNAMODB_DEADLINE_MS", 2000)?);
         config.limiter_deadline = Duration::from_millis(number("LIMITER_DEADLINE_MS", 50)?);
+        let lease_lifetime = Duration::from_millis(number("LIMITER_LEASE_MS", 1000)?);
+        config.limiter_leases = match number("LIMITER_LEASE_TOKENS", 0)? {
+            0 => None,
+            tokens => Some(
+                Leases::up_to(tokens)
+                    .and_then(|l| l.lasting(lease_lifetime))
+                    .map_err(|e| format!("LIMITER_LEASE_TOKENS, LIMITER_LEASE_MS: {e}"))?,
+            ),
+        };
         config.table_capacity = TableCapacitySetting::parse(&env_or("TABLE_CAPACITY", "describe"))?;
         config.keys_table_capacity =
             TableCapacitySetting::parse(&env_or("API_KEYS_TABLE_CAPACITY", "describe"))

@@ -56,12 +56,15 @@ pub(crate) fn rate_limit_layer(
     redis: RedisConnection,
     keys: KeyStore,
 ) -> Result<RateLimitLayer, String> {
-    let limiter = RedisLimiter::builder(redis)
+    let builder = RedisLimiter::builder(redis)
         .prefix(config.limiter_prefix.clone())
         .deadline(config.limiter_deadline)
-        .on_failure(config.failure_policy)
-        .build()
-        .map_err(|e| e.to_string())?;
+        .on_failure(config.failure_policy);
+    let builder = match config.limiter_leases {
+        Some(leases) => builder.leases(leases),
+        None => builder,
+    };
+    let limiter = builder.build().map_err(|e| e.to_string())?;
 
     let q = config.quotas;
     let quota = |r: Result<Quota, _>| r.map_err(|e: dynagate::ConfigError| e.to_string());

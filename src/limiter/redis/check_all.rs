@@ -65,11 +65,27 @@ impl RedisLimiter {
         if let Some(refused) = self.refused_locally(checks, &subject_keys) {
             return refused;
         }
-        let groups = self.groups(&subject_keys);
+        match &self.inner.leases {
+            Some(book) => self.decide_leased(book, checks, &subject_keys).await,
+            None => {
+                let keys: Vec<&str> = subject_keys.iter().map(String::as_str).collect();
+                self.decide_remote(checks, &keys).await
+            }
+        }
+    }
+
+    /// Every check decided by Redis (or the failure policy), named by its
+    /// subject key; the tokens of a refused request given back.
+    pub(super) async fn decide_remote(
+        &self,
+        checks: &[Check<'_>],
+        subject_keys: &[&str],
+    ) -> Decisions {
+        let groups = self.groups(subject_keys);
         let groups = join_all(
             groups
                 .into_iter()
-                .map(|members| self.decide_group(checks, &subject_keys, members)),
+                .map(|members| self.decide_group(checks, subject_keys, members)),
         )
         .await;
         let mut each =
@@ -112,7 +128,7 @@ impl RedisLimiter {
 
     /// The checks by slot, in order of first appearance: one group on a
     /// single Redis (it does not enforce slots), one per slot on a cluster.
-    fn groups(&self, subject_keys: &[String]) -> Vec<Vec<usize>> {
+    fn groups(&self, subject_keys: &[&str]) -> Vec<Vec<usize>> {
         if !matches!(self.inner.connection, RedisConnection::Cluster(_)) {
             return vec![(0..subject_keys.len()).collect()];
         }
@@ -130,11 +146,11 @@ impl RedisLimiter {
     async fn decide_group(
         &self,
         checks: &[Check<'_>],
-        subject_keys: &[String],
+        subject_keys: &[&str],
         members: Vec<usize>,
     ) -> Group {
         let group: Vec<Check<'_>> = members.iter().map(|&i| checks[i]).collect();
-        let keys: Vec<&str> = members.iter().map(|&i| subject_keys[i].as_str()).collect();
+        let keys: Vec<&str> = members.iter().map(|&i| subject_keys[i]).collect();
         let Some(attempt) = self.inner.breaker.attempt() else {
             return self.on_failure(&group, members, "circuit_open");
         };

@@ -29,6 +29,7 @@ use crate::limiter::checks::Check;
 use crate::limiter::decision::{DecidedBy, Decision};
 use crate::limiter::deny_cache::DenyCache;
 use crate::limiter::failure::FailurePolicy;
+use crate::limiter::lease::{LeaseBook, Leases};
 use crate::limiter::limits::{Limits, check_no_braces};
 use crate::limiter::memory::MemoryLimiter;
 use crate::limiter::{CheckAllFuture, LimitFuture, RateLimiter, SettleFuture, count_decision};
@@ -36,6 +37,7 @@ use crate::redis_support::{RedisConnection, Script, ScriptError};
 
 mod call;
 mod check_all;
+mod leased;
 mod settle;
 
 #[cfg(feature = "test-util")]
@@ -90,8 +92,12 @@ struct Inner {
     policy: FailurePolicy,
     breaker: CircuitBreaker,
     deny_cache: Option<DenyCache>,
+    leases: Option<LeaseBook>,
     fallback: MemoryLimiter,
 }
+
+/// How many subjects' leases an instance remembers at most.
+const MAX_LEASED_SUBJECTS: usize = 10_000;
 
 impl RedisLimiter {
     /// The SHA1 that `EVALSHA` names the script by.
@@ -109,6 +115,7 @@ impl RedisLimiter {
             policy: FailurePolicy::FailOpen,
             breaker: BreakerSettings::default(),
             deny_cache: 10_000,
+            leases: None,
         }
     }
 
@@ -216,6 +223,7 @@ pub struct RedisLimiterBuilder {
     policy: FailurePolicy,
     breaker: BreakerSettings,
     deny_cache: usize,
+    leases: Option<Leases>,
 }
 
 impl RedisLimiterBuilder {
@@ -252,6 +260,16 @@ impl RedisLimiterBuilder {
         self
     }
 
+    /// Local leases for busy subjects (default off): most of a busy subject's
+    /// requests are then decided without a round trip, never admitting more
+    /// than its buckets hold, at the price of admitting fewer by the tokens
+    /// of leases that expire unspent. Near its limit a subject is judged
+    /// exactly. The whole contract is on [`Leases`].
+    pub fn leases(mut self, leases: Leases) -> Self {
+        self.leases = Some(leases);
+        self
+    }
+
     /// Checks the settings and builds the limiter.
     pub fn build(self) -> Result<RedisLimiter, ConfigError> {
         check_no_braces("prefix", &self.prefix)?;
@@ -266,6 +284,7 @@ impl RedisLimiterBuilder {
                 policy: self.policy,
                 breaker: CircuitBreaker::new("limiter", self.breaker),
                 deny_cache: (self.deny_cache > 0).then(|| DenyCache::new(self.deny_cache)),
+                leases: self.leases.map(|l| LeaseBook::new(l, MAX_LEASED_SUBJECTS)),
                 fallback: MemoryLimiter::fallback(),
             }),
         })
