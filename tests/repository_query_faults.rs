@@ -1,7 +1,8 @@
 //! Query and Scan pages through the fault proxy: throttled pages are retried
 //! inside the deadline (and given up with a wait when throttling outlasts
-//! it), and a listing's budget and usage meter count what DynamoDB's
-//! pricing charges, filtered items included.
+//! it); a page the table is too busy to fill ends with what it read and a
+//! cursor that goes on; a listing's budget and usage meter count what
+//! DynamoDB's pricing charges, filtered items included.
 
 mod common;
 
@@ -102,6 +103,74 @@ async fn throttled_pages_are_retried_within_the_deadline() {
     assert!(error.is_unavailable(), "{error:?}");
     assert!(error.retry_after().is_some());
     assert!(matches!(error, RepositoryError::Dynamodb(_)));
+    table.delete().await;
+}
+
+#[tokio::test]
+async fn a_page_the_table_is_too_busy_to_fill_keeps_what_it_read() {
+    // 40 rows, every fifth kept by the filter: a page of 8 needs several
+    // calls. The first passes, every later one is throttled past the retry
+    // policy's deadline.
+    let table = filled("query-busy", 40, 10).await;
+    let proxy = start_proxy(vec![
+        Rule::new(table.name(), "Query")
+            .with_error(ErrorKind::ProvisionedThroughputExceeded, 1.0)
+            .with_errors_after(1),
+    ])
+    .await;
+    let rows = rows_through(&proxy, &table).await;
+    let keep = || Filter::attr("kind").eq("keep");
+    let first = rows
+        .query(KeyCondition::partition("p"))
+        .filter(keep())
+        .page_size(8)
+        .page()
+        .await
+        .unwrap();
+    assert_eq!(first.end, PageEnd::Busy, "{first:?}");
+    assert_eq!(first.calls, 1);
+    assert!(
+        !first.items.is_empty() && first.items.len() < 8,
+        "{first:?}"
+    );
+    let cursor = first.next_cursor.clone().expect("a cursor to go on from");
+    assert!(
+        proxy
+            .stats()
+            .operation(table.name(), "Query")
+            .injected_total()
+            >= 1
+    );
+
+    // A page whose first call fails has read nothing: it fails.
+    let error = rows
+        .query(KeyCondition::partition("p"))
+        .filter(keep())
+        .page_size(8)
+        .page()
+        .await
+        .unwrap_err();
+    assert!(error.is_unavailable(), "{error:?}");
+
+    // Once the table has room, the cursor goes on where the page stopped:
+    // every kept row once, none lost.
+    proxy.set_rules(RuleSet::new(Vec::new()).unwrap());
+    let mut seen: Vec<String> = first.items.iter().map(|r| r.sk.clone()).collect();
+    let mut after = Some(cursor);
+    while let Some(cursor) = after {
+        let page = rows
+            .query(KeyCondition::partition("p"))
+            .filter(keep())
+            .page_size(8)
+            .after(&cursor)
+            .page()
+            .await
+            .unwrap();
+        seen.extend(page.items.iter().map(|r| r.sk.clone()));
+        after = page.next_cursor;
+    }
+    let expected: Vec<String> = (0..40).step_by(5).map(|i| format!("{i:03}")).collect();
+    assert_eq!(seen, expected);
     table.delete().await;
 }
 

@@ -294,3 +294,56 @@ async fn throttling_that_outlasts_the_deadline_is_503_with_retry_after() {
         "the page was retried before giving up ({scans} scans)"
     );
 }
+
+/// The list flood of the abuse arena kept the table's read capacity busy;
+/// a page whose later call the table had no room for was a 503 then, its
+/// first call's users thrown away. Now it is the partial page it read.
+#[tokio::test]
+async fn a_page_the_table_is_too_busy_to_fill_is_what_it_read_with_a_cursor() {
+    let proxy = common::fault_proxy(Vec::new(), 7).await;
+    let api = Api::start_with(Some(proxy.url()), (100, 100), TrustedProxies::none()).await;
+    create_users(&api, (0..6).map(|i| format!("busy-{i}"))).await;
+    // Records no list shows, about 30 read units of them: a page of 100
+    // (16 units at most) takes more than one call.
+    put_records(&api, 60, 3900).await;
+    proxy.set_rules(
+        dynagate_fault_proxy::RuleSet::new(vec![
+            Rule::new(api.users.name(), "Scan")
+                .with_error(ErrorKind::ProvisionedThroughputExceeded, 1.0)
+                .with_errors_after(1),
+        ])
+        .unwrap(),
+    );
+    let reply = api
+        .call(Method::GET, "/api/v1/users?limit=100", &[], "")
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json);
+    assert_eq!(reply.json["table_busy"], true, "{:?}", reply.json);
+    assert_eq!(reply.json["budget_exhausted"], false, "{:?}", reply.json);
+    let first = ids(&reply);
+    let first_cursor = cursor(&reply).expect("a cursor to go on from");
+    assert!(reply.headers.contains_key("link"));
+    let scans = proxy.stats().operation(api.users.name(), "Scan");
+    assert!(scans.injected_total() >= 1, "the second call was throttled");
+
+    // With room again, the cursor lists the rest: every user once.
+    proxy.set_rules(dynagate_fault_proxy::RuleSet::new(Vec::new()).unwrap());
+    let mut seen = first;
+    let mut next = Some(first_cursor);
+    while let Some(at) = next {
+        let page = api
+            .call(
+                Method::GET,
+                &format!("/api/v1/users?limit=100&cursor={at}"),
+                &[],
+                "",
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{:?}", page.json);
+        seen.extend(ids(&page));
+        next = cursor(&page);
+    }
+    seen.sort();
+    let expected: Vec<String> = (0..6).map(|i| format!("busy-{i}")).collect();
+    assert_eq!(seen, expected);
+}

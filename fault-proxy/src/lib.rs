@@ -88,7 +88,8 @@
 //! kinds are listed by [`ErrorKind`]; each is drawn independently, in that
 //! order, and the first hit is answered. `throttling_reasons`,
 //! `cancellation_reasons` and `clock_skew_seconds` shape the injected errors;
-//! `error_limit` caps how many a rule injects. Every answer carries a `Date`. Unknown
+//! `error_limit` caps how many a rule injects, `errors_after` lets a rule's
+//! first requests pass. Every answer carries a `Date`. Unknown
 //! fields, unknown kinds or operations, probabilities outside `0..=1` and zero
 //! rates are refused with an error naming the rule.
 //!
@@ -133,6 +134,8 @@ pub use error::{ConfigError, Error};
 pub use inject::ErrorKind;
 pub use item_size::{item_size, value_size};
 pub use reasons::{CancellationCode, InjectedReason, ThrottleReason};
-pub use rules::{Capacity, Effective, ErrorLimit, ErrorShape, HotKey, Latency, Rule, RuleSet};
+pub use rules::{
+    Capacity, Effective, ErrorLimit, ErrorShape, ErrorsAfter, HotKey, Latency, Rule, RuleSet,
+};
 pub use server::{FaultProxy, RunningProxy};
 pub use stats::{OperationStats, Stats};

@@ -85,13 +85,18 @@ impl Shared {
         } else {
             0
         };
+        // Counted on every request, before the draws: the RNG sequence is the
+        // same with or without it.
+        let past_grace = rules.past_errors_after(effective.errors_after);
         let inject = ErrorKind::ALL.into_iter().find(|kind| {
             let p = effective.errors.get(kind).copied().unwrap_or(0.0);
             p > 0.0 && rng.random_bool(p)
         });
         // Counted only when drawn, so the RNG sequence is the same with or
         // without a limit.
-        let inject = inject.filter(|_| rules.take_injection(effective.error_limit));
+        let inject = inject
+            .filter(|_| past_grace)
+            .filter(|_| rules.take_injection(effective.error_limit));
         let drop =
             write && effective.drop_response > 0.0 && rng.random_bool(effective.drop_response);
         Faults {

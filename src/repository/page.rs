@@ -84,4 +84,11 @@ pub enum PageEnd {
     /// The read budget ran out first: fewer items than the page size, and a
     /// cursor to go on from.
     Budget,
+    /// The table was too busy for the next call (the capacity gate refused
+    /// it, or DynamoDB kept throttling it beyond the retry policy), after
+    /// the page had read something: fewer items than the page size, and a
+    /// cursor to go on from, best followed after a pause. What the page read
+    /// is not thrown away for want of capacity to read more. A page whose
+    /// first call fails fails with that error.
+    Busy,
 }

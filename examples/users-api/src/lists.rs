@@ -6,6 +6,8 @@
 //! - each request's read budget is what the rate-limit layer reserved from
 //!   the caller's read-unit quota ([`Reserved`]); a filter that finds little
 //!   stops at the budget with a cursor (200, a partial page), never walks on;
+//! - a page the table is too busy to fill ends with what it read and a
+//!   cursor (200, `table_busy`), rather than a 503 that wastes those reads;
 //! - the caller is charged what the page really consumed;
 //! - the cursor is sealed to this query and this caller, and expires; a
 //!   forged, foreign or stale cursor is a 400 before any DynamoDB call.
@@ -116,6 +118,11 @@ pub struct UserPage {
     /// True when this page stopped at its read budget before it was full:
     /// fewer users than `limit`, and more may follow the cursor.
     budget_exhausted: bool,
+    /// True when the table was too busy to read on after the page's first
+    /// read: fewer users than `limit`, and more may follow the cursor; follow
+    /// it after a pause. (The page is not thrown away with a 503 for want of
+    /// capacity to fill it.)
+    table_busy: bool,
 }
 
 /// Lists users, a page at a time, or finds the users with one email.
@@ -174,6 +181,7 @@ pub async fn list_users(
         .map(|cursor| next_link(limit, cursor, params.email.as_deref()));
     let body = UserPage {
         budget_exhausted: page.end == PageEnd::Budget,
+        table_busy: page.end == PageEnd::Busy,
         next_cursor: page.next_cursor,
         users: page.items,
     };

@@ -4,19 +4,26 @@
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{ErrorLimit, RuleSet};
+use super::{ErrorLimit, ErrorsAfter, RuleSet};
 
 /// A rule set in force and, per rule, the errors injected under its limit.
 #[derive(Debug)]
 pub(crate) struct Active {
     set: RuleSet,
     injected: Vec<AtomicU64>,
+    /// Per rule, the requests counted against its `errors_after`.
+    seen: Vec<AtomicU64>,
 }
 
 impl Active {
     pub(crate) fn new(set: RuleSet) -> Active {
         let injected = set.rules().iter().map(|_| AtomicU64::new(0)).collect();
-        Active { set, injected }
+        let seen = set.rules().iter().map(|_| AtomicU64::new(0)).collect();
+        Active {
+            set,
+            injected,
+            seen,
+        }
     }
 
     /// The rule set.
@@ -41,6 +48,20 @@ impl Active {
     }
 }
 
+impl Active {
+    /// Counts one request against `after` and says whether errors may be
+    /// injected into it: false for the first `after.after`. None: true.
+    pub(crate) fn past_errors_after(&self, after: Option<ErrorsAfter>) -> bool {
+        let Some(after) = after else {
+            return true;
+        };
+        let Some(count) = self.seen.get(after.rule) else {
+            return true;
+        };
+        count.fetch_add(1, Ordering::SeqCst) >= after.after
+    }
+}
+
 impl Deref for Active {
     type Target = RuleSet;
 
@@ -54,6 +75,22 @@ mod tests {
     use super::*;
     use crate::inject::ErrorKind;
     use crate::rules::Rule;
+
+    #[test]
+    fn errors_after_lets_the_first_requests_of_its_rule_pass() {
+        let rules = RuleSet::new(vec![
+            Rule::new("t", "Query")
+                .with_error(ErrorKind::ProvisionedThroughputExceeded, 1.0)
+                .with_errors_after(2),
+        ])
+        .unwrap();
+        let active = Active::new(rules);
+        let after = active.resolve("t", "Query").errors_after;
+        assert_eq!(after, Some(ErrorsAfter { rule: 0, after: 2 }));
+        let past: Vec<bool> = (0..4).map(|_| active.past_errors_after(after)).collect();
+        assert_eq!(past, [false, false, true, true]);
+        assert!(active.past_errors_after(None), "no grace: errors at once");
+    }
 
     #[test]
     fn a_limit_allows_that_many_injections_per_rule() {

@@ -28,7 +28,7 @@ pub(crate) use active::Active;
 #[cfg(test)]
 mod shape_tests;
 
-pub use resolve::{Effective, ErrorLimit};
+pub use resolve::{Effective, ErrorLimit, ErrorsAfter};
 pub use settings::{Capacity, ErrorShape, HotKey, Latency};
 
 /// One rule. Unset settings inherit from less specific rules.
@@ -76,6 +76,12 @@ pub struct Rule {
     /// again restarts the count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_limit: Option<u64>,
+    /// The first this many requests this rule applies to pass without an
+    /// injected error (counted over every request it applies to, from when
+    /// the rules were set): a fault that starts in the middle of a sequence,
+    /// e.g. on the second call of a paginated read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors_after: Option<u64>,
 }
 
 fn any() -> String {
@@ -143,6 +149,12 @@ impl Rule {
     /// Injects at most `count` errors under this rule, then lets requests pass.
     pub fn with_error_limit(mut self, count: u64) -> Rule {
         self.error_limit = Some(count);
+        self
+    }
+
+    /// Lets the first `count` requests under this rule pass without errors.
+    pub fn with_errors_after(mut self, count: u64) -> Rule {
+        self.errors_after = Some(count);
         self
     }
 

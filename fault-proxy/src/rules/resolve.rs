@@ -63,6 +63,9 @@ impl RuleSet {
             if let Some(max) = rule.error_limit {
                 effective.error_limit = Some(ErrorLimit { rule: index, max });
             }
+            if let Some(after) = rule.errors_after {
+                effective.errors_after = Some(ErrorsAfter { rule: index, after });
+            }
         }
         effective
     }
@@ -86,6 +89,19 @@ pub struct Effective {
     pub shape: ErrorShape,
     /// The cap on injected errors, if any.
     pub error_limit: Option<ErrorLimit>,
+    /// The requests that pass before errors are injected, if any.
+    pub errors_after: Option<ErrorsAfter>,
+}
+
+/// Requests that pass before any error is injected: the first `after`,
+/// counted per rule (the one that set it) over every request it applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ErrorsAfter {
+    /// The position of the rule that set it, in its rule set.
+    pub rule: usize,
+    /// How many requests pass first.
+    pub after: u64,
 }
 
 /// A cap on injected errors: at most `max`, counted per rule (the one that

@@ -298,7 +298,15 @@ where
                 break PageEnd::Budget;
             }
             let limit = self.limit(&progress, wanted - items.len());
-            let fetched = self.fetch(&progress, limit).await?;
+            let fetched = match self.fetch(&progress, limit).await {
+                Ok(fetched) => fetched,
+                // Nothing was read by the failed call, so the cursor of the
+                // calls before it goes on exactly where they stopped.
+                Err(error) if progress.calls > 0 && error.is_unavailable() => {
+                    break PageEnd::Busy;
+                }
+                Err(error) => return Err(error),
+            };
             progress.add(&fetched);
             self.learn(&fetched);
             for item in fetched.items {
