@@ -13,8 +13,10 @@
 # deployed: API key (cached, revalidated every 5 s), per-address ceiling, the
 # key's limits, a route policy on the GET route and the read-unit reservation.
 #
-# Three measurements per round, in one run:
-# - side by side: both variants served at once, each offered the same paced
+# Three variants: the layer on, on with local leases (WRK_LEASE_TOKENS, 32),
+# off. Three measurements per round, in one run:
+# - side by side: a variant and off served at once (on and off, then leased
+#   and off), each offered the same paced
 #   rate (WRK_RATE requests a second, default 800, from
 #   WRK_PACED_CONNECTIONS (16) connections with h2load's --rps) by an h2load
 #   of its own, over the same window. CPU per request is then the work each
@@ -31,9 +33,9 @@
 #   so each figure also holds what the contention of that rate costs every
 #   process (DynamoDB Local's CPU per request moves with it, though its work
 #   per request is the same): reported, not judged.
-# Settings: WRK_ROUNDS (3) rounds, each measuring both variants under both
-# loads, the order alternating (on,off then off,on ...); WRK_SECONDS (10) per
-# measurement, after WRK_WARMUP_SECONDS (2) of load not counted. Uses DynamoDB Local where `stack/stack.sh env` says, and
+# Settings: WRK_ROUNDS (3) rounds, each measuring every variant under every
+# load, the order rotating (on,off,leased then off,leased,on ...); WRK_SECONDS
+# (10) per measurement, after WRK_WARMUP_SECONDS (2) of load not counted. Uses DynamoDB Local where `stack/stack.sh env` says, and
 # starts it (stopping it on exit) only when nothing answers there; Redis is
 # the bench's own.
 set -euo pipefail
@@ -53,6 +55,9 @@ WARMUP="${WRK_WARMUP_SECONDS:-2}"
 CONNECTIONS="${WRK_CONNECTIONS:-32}"
 THREADS="${WRK_THREADS:-2}"
 RATE="${WRK_RATE:-800}"
+# The third variant: the layer on with local leases of up to this many tokens
+# (LIMITER_LEASE_TOKENS; see the README's "Local leases").
+LEASE_TOKENS="${WRK_LEASE_TOKENS:-32}"
 PACED_CONNECTIONS="${WRK_PACED_CONNECTIONS:-16}"
 GOAL_PERCENT=15
 # BENCH_RESULTS_DIR puts the result file elsewhere, as for the Rust benches.
@@ -271,9 +276,10 @@ measure() {
 # its connections to Redis and DynamoDB open); sets SERVED_PID and
 # SERVED_URL, and adds the process to SERVED_PIDS (stopped on exit).
 serve() {
-  local variant="$1" round="$2" port
+  local variant="$1" round="$2" port limits="$1" leases=0
+  if [ "$variant" = leased ]; then limits=on leases="$LEASE_TOKENS"; fi
   port="$(free_port)"
-  RATE_LIMITS="$variant" OPS_BIND_ADDR="127.0.0.1:$(free_port)" BIND_ADDR="127.0.0.1:$port" \
+  RATE_LIMITS="$limits" LIMITER_LEASE_TOKENS="$leases" OPS_BIND_ADDR="127.0.0.1:$(free_port)" BIND_ADDR="127.0.0.1:$port" \
     "$API" >"$RUN_DIR/api-$round-$variant.log" 2>&1 &
   SERVED_PID=$!
   SERVED_PIDS+=("$SERVED_PID")
@@ -284,156 +290,169 @@ serve() {
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -H "X-API-Key: $KEY" "$SERVED_URL" >/dev/null
 }
 
-# side_by_side ROUND: both variants served at once, each offered RATE
-# requests a second by an h2load of its own, over the same window. Whatever
+# side_by_side ROUND LOAD VARIANT: VARIANT and off served at once, each
+# offered RATE requests a second by an h2load of its own, over the same
+# window, recorded as LOAD. Whatever
 # else the machine does then (a noisy neighbour, a slower core, the hypervisor
 # taking time) falls on both alike: on these shared machines the service's CPU
 # per request drifted by a third between the sequential rounds of one run,
 # for both variants, more than the difference being measured.
 side_by_side() {
-  local round="$1" variant
+  local round="$1" load="$2" layer="$3" variant
   declare -A pid=() url=() t0=() t1=() s0=() s1=()
-  for variant in on off; do
-    serve "$variant" "$round-side"
+  for variant in "$layer" off; do
+    serve "$variant" "$round-$load"
     pid[$variant]="$SERVED_PID" url[$variant]="$SERVED_URL"
   done
   local per_connection=$(((RATE + PACED_CONNECTIONS - 1) / PACED_CONNECTIONS)) started ended
-  for variant in on off; do
+  for variant in "$layer" off; do
     t0[$variant]="$(proc_ticks "${pid[$variant]}")" s0[$variant]="$(proc_switches "${pid[$variant]}")"
   done
   t0[rds]="$(proc_ticks "$redis_pid")"
   started="$(date +%s%N)"
   local loads=()
-  for variant in on off; do
+  for variant in "$layer" off; do
     h2load --h1 -c"$PACED_CONNECTIONS" --rps="$per_connection" -D "$SECONDS_RUN" \
-      --log-file="$RUN_DIR/h2load-side-$round-$variant.log" -H "X-API-Key: $KEY" "${url[$variant]}" \
-      >"$RUN_DIR/h2load-side-$round-$variant.out" &
+      --log-file="$RUN_DIR/h2load-$load-$round-$variant.log" -H "X-API-Key: $KEY" "${url[$variant]}" \
+      >"$RUN_DIR/h2load-$load-$round-$variant.out" &
     loads+=("$!")
   done
   wait "${loads[@]}"
   ended="$(date +%s%N)"
-  for variant in on off; do
+  for variant in "$layer" off; do
     t1[$variant]="$(proc_ticks "${pid[$variant]}")" s1[$variant]="$(proc_switches "${pid[$variant]}")"
   done
   t1[rds]="$(proc_ticks "$redis_pid")"
-  for variant in on off; do
-    local log="$RUN_DIR/h2load-side-$round-$variant.log" ok failed rps p50 p99 svc_us rds_us switches
-    grep -q '^requests: ' "$RUN_DIR/h2load-side-$round-$variant.out" ||
-      die "h2load printed no summary (side by side, layer $variant)"
+  for variant in "$layer" off; do
+    local log="$RUN_DIR/h2load-$load-$round-$variant.log" ok failed rps p50 p99 svc_us rds_us switches
+    grep -q '^requests: ' "$RUN_DIR/h2load-$load-$round-$variant.out" ||
+      die "h2load printed no summary ($load, layer $variant)"
     read -r ok failed rps p50 p99 < <(h2load_figures "$log" "$started" "$ended")
-    [ "$ok" -gt 0 ] || die "no request served (side by side, layer $variant)"
+    [ "$ok" -gt 0 ] || die "no request served ($load, layer $variant)"
     svc_us="$(per_request $((t1[$variant] - t0[$variant])) "$ok")"
     switches="$(awk -v n=$((s1[$variant] - s0[$variant])) -v r="$ok" 'BEGIN {printf "%.2f", n / r}')"
     # Only the layer uses Redis.
-    if [ "$variant" = on ]; then rds_us="$(per_request $((t1[rds] - t0[rds])) "$ok")"; else rds_us="–"; fi
-    keep "side-$variant" svc "$svc_us"; keep "side-$variant" rps "$rps"
-    keep "side-$variant" switches "$switches"
-    [ "$variant" = on ] && keep side-on rds "$rds_us"
-    SERVICE_US[side,$round,$variant]="$svc_us"
-    ROWS[side]+="| $round | $variant | $ok | $rps | $p50 | $p99 | $failed | $svc_us | $rds_us | $switches |
+    if [ "$variant" != off ]; then rds_us="$(per_request $((t1[rds] - t0[rds])) "$ok")"; else rds_us="–"; fi
+    keep "$load-$variant" svc "$svc_us"; keep "$load-$variant" rps "$rps"
+    keep "$load-$variant" switches "$switches"
+    [ "$variant" != off ] && keep "$load-$variant" rds "$rds_us"
+    SERVICE_US[$load,$round,$variant]="$svc_us"
+    ROWS[$load]+="| $round | $variant | $ok | $rps | $p50 | $p99 | $failed | $svc_us | $rds_us | $switches |
 "
   done
-  for variant in on off; do kill "${pid[$variant]}"; wait "${pid[$variant]}" 2>/dev/null || true; done
+  for variant in "$layer" off; do kill "${pid[$variant]}"; wait "${pid[$variant]}" 2>/dev/null || true; done
   SERVED_PIDS=()
 }
 
 say "GET /api/v1/users/wrk of one stored user with a valid key, release build, $ROUNDS rounds; in each round," \
   "each variant after ${WARMUP}s of warm-up: ${SECONDS_RUN}s paced (h2load, $RATE requests/s over $PACED_CONNECTIONS" \
-  "connections), then ${SECONDS_RUN}s saturated (wrk -t$THREADS -c$CONNECTIONS); then both variants at once for ${SECONDS_RUN}s," \
-  "each paced by an h2load of its own as above. DynamoDB Local and Redis on loopback."
+  "connections), then ${SECONDS_RUN}s saturated (wrk -t$THREADS -c$CONNECTIONS); then on and off at once for ${SECONDS_RUN}s," \
+  "each paced by an h2load of its own as above, then on with leases and off the same way. DynamoDB Local and Redis on loopback."
 say "Layer on: API key (cached, revalidated every 5 s), per-address ceiling, the key's limits, a route policy" \
-  "on GET /api/v1/users/{user_id} and the read-unit reservation, limits never reached; off: RATE_LIMITS=off."
+  "on GET /api/v1/users/{user_id} and the read-unit reservation, limits never reached; leases: the same with" \
+  "LIMITER_LEASE_TOKENS=$LEASE_TOKENS (local leases, see the README); off: RATE_LIMITS=off."
 say "CPU time: utime+stime from /proc/PID/stat (${CLK_TCK} ticks/s) over the measured window, per request served."
 say "Redis: the bench's own redis-server; DynamoDB Local: the stack's (another program using it adds to its figure)."
+ORDERS=("on off leased" "off leased on" "leased on off")
 for round in $(seq 1 "$ROUNDS"); do
-  if [ $((round % 2)) -eq 1 ]; then order="on off"; else order="off on"; fi
-  for variant in $order; do
+  for variant in ${ORDERS[$(((round - 1) % 3))]}; do
     log "round $round/$ROUNDS: layer $variant (paced, then saturated; ${SECONDS_RUN}s each)"
     measure "$round" "$variant"
   done
-  log "round $round/$ROUNDS: both variants at once, paced (${SECONDS_RUN}s)"
-  side_by_side "$round"
+  log "round $round/$ROUNDS: layer on and off at once, paced (${SECONDS_RUN}s)"
+  side_by_side "$round" side on
+  log "round $round/$ROUNDS: layer on with leases and off at once, paced (${SECONDS_RUN}s)"
+  side_by_side "$round" side-leased leased
 done
 
-# table LOAD TITLE: the rounds and the medians of one load.
+# ratios LOAD VARIANT: the service's CPU per request, VARIANT / off, per
+# round, kept as LOAD-VARIANT-ratio.
+ratios() {
+  local round
+  FIGURES[$1-$2-ratio,all]=""
+  for round in $(seq 1 "$ROUNDS"); do
+    keep "$1-$2-ratio" all "$(awk -v on="${SERVICE_US[$1,$round,$2]}" -v off="${SERVICE_US[$1,$round,off]}" \
+      'BEGIN {printf "%.3f", on / off}')"
+  done
+}
+
+# table LOAD TITLE: the rounds and the medians of one load, all three variants.
 table() {
-  local load="$1" round on off
+  local load="$1"
   say
   say "### $2"
   say
   say "| round | layer | requests | requests/s | p50 | p99 | failed or non-2xx | service CPU µs/req | Redis CPU µs/req | DynamoDB Local CPU µs/req | Redis round trips/req | commands Redis ran/req, scripts' own included | rest of machine, load generator included (cores) |"
   say "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"
   printf '%s' "${ROWS[$load]}" | tee -a "$BODY"
-  FIGURES[$load-ratio,all]=""
-  for round in $(seq 1 "$ROUNDS"); do
-    on="${SERVICE_US[$load,$round,on]}" off="${SERVICE_US[$load,$round,off]}"
-    keep "$load-ratio" all "$(awk -v on="$on" -v off="$off" 'BEGIN {printf "%.3f", on / off}')"
-  done
+  ratios "$load" on
+  ratios "$load" leased
   say
-  say "Service CPU per request, on / off, per round: ${FIGURES[$load-ratio,all]}"
+  say "Service CPU per request, per round: on / off ${FIGURES[$load-on-ratio,all]}; leased / off ${FIGURES[$load-leased-ratio,all]}"
   say
   say "Median over $ROUNDS rounds:"
   say
-  say "| | layer on | layer off |"
-  say "|---|---:|---:|"
-  say "| service CPU µs/request | $(median "$load-on" svc) | $(median "$load-off" svc) |"
-  say "| Redis CPU µs/request | $(median "$load-on" rds) | $(median "$load-off" rds) |"
-  say "| DynamoDB Local CPU µs/request | $(median "$load-on" ddb) | $(median "$load-off" ddb) |"
-  say "| Redis round trips/request (script calls) | $(median "$load-on" trips) | $(median "$load-off" trips) |"
-  say "| commands Redis ran/request, scripts' own included | $(median "$load-on" calls) | $(median "$load-off" calls) |"
-  say "| requests/s | $(median "$load-on" rps) | $(median "$load-off" rps) |"
+  say "| | layer on | layer on, leases | layer off |"
+  say "|---|---:|---:|---:|"
+  say "| service CPU µs/request | $(median "$load-on" svc) | $(median "$load-leased" svc) | $(median "$load-off" svc) |"
+  say "| Redis CPU µs/request | $(median "$load-on" rds) | $(median "$load-leased" rds) | $(median "$load-off" rds) |"
+  say "| DynamoDB Local CPU µs/request | $(median "$load-on" ddb) | $(median "$load-leased" ddb) | $(median "$load-off" ddb) |"
+  say "| Redis round trips/request (script calls) | $(median "$load-on" trips) | $(median "$load-leased" trips) | $(median "$load-off" trips) |"
+  say "| commands Redis ran/request, scripts' own included | $(median "$load-on" calls) | $(median "$load-leased" calls) | $(median "$load-off" calls) |"
+  say "| requests/s | $(median "$load-on" rps) | $(median "$load-leased" rps) | $(median "$load-off" rps) |"
 }
 
-# verdict LOAD: the layer's cost from the medians of one load; JUDGED says
-# whether the goal is judged on it.
+# verdict LOAD VARIANT JUDGED: the layer's cost from the medians of one load;
+# JUDGED says whether the goal is judged on it.
 verdict() {
-  awk -v on="$(median "$1-on" svc)" -v off="$(median "$1-off" svc)" -v rds="$(median "$1-on" rds)" \
-    -v ddb="$(median "$1-off" ddb)" -v goal="$GOAL_PERCENT" -v load="$1" -v judged="$2" 'BEGIN {
+  local name="layer on"
+  [ "$2" = leased ] && name="layer on with leases"
+  awk -v on="$(median "$1-$2" svc)" -v off="$(median "$1-off" svc)" -v rds="$(median "$1-$2" rds)" \
+    -v goal="$GOAL_PERCENT" -v load="$1" -v judged="$3" -v name="$name" 'BEGIN {
     cost = (on / off - 1) * 100
-    printf "Layer cost, %s (ratio of the medians): the service takes %.3fx the CPU per request with the layer on (%+.1f%%, %+.1f µs); ", load, on / off, cost, on - off
+    printf "Cost of the %s, %s (ratio of the medians): the service takes %.3fx the CPU per request (%+.1f%%, %+.1f µs); ", name, load, on / off, cost, on - off
     if (judged != "judged") printf "not judged against the goal (see above)."
     else if (cost <= goal) printf "goal <= %d%%: met.", goal
     else printf "goal <= %d%%: MISSED by %.1f percentage points.", goal, cost - goal
-    printf " Redis adds %.1f µs per request", rds
-    if (ddb != "") printf "; DynamoDB Local takes %.1f µs per request without the layer", ddb
-    printf ".\n"
+    printf " Redis adds %.1f µs per request.\n", rds
   }'
 }
 
-# side_table: the side-by-side rounds, their ratios and medians.
+# side_table LOAD VARIANT TITLE: the side-by-side rounds of VARIANT and off,
+# their ratios and medians.
 side_table() {
-  local round
+  local load="$1" layer="$2"
   say
-  say "### Side by side: both variants at once, $RATE requests/s offered to each (the goal is judged here)"
+  say "### $3"
   say
   say "| round | layer | requests | requests/s | p50 | p99 | failed or non-2xx | service CPU µs/req | Redis CPU µs/req | service context switches/req |"
   say "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-  printf '%s' "${ROWS[side]}" | tee -a "$BODY"
-  FIGURES[side-ratio,all]=""
-  for round in $(seq 1 "$ROUNDS"); do
-    keep side-ratio all "$(awk -v on="${SERVICE_US[side,$round,on]}" -v off="${SERVICE_US[side,$round,off]}" \
-      'BEGIN {printf "%.3f", on / off}')"
-  done
+  printf '%s' "${ROWS[$load]}" | tee -a "$BODY"
+  ratios "$load" "$layer"
   say
-  say "Service CPU per request, on / off, per round: ${FIGURES[side-ratio,all]}(median $(median side-ratio all))"
+  say "Service CPU per request, $layer / off, per round: ${FIGURES[$load-$layer-ratio,all]}(median $(median "$load-$layer-ratio" all))"
   say
   say "Median over $ROUNDS rounds:"
   say
-  say "| | layer on | layer off |"
+  say "| | layer $layer | layer off |"
   say "|---|---:|---:|"
-  say "| service CPU µs/request | $(median side-on svc) | $(median side-off svc) |"
-  say "| Redis CPU µs/request | $(median side-on rds) | – |"
-  say "| service context switches/request (a thread put to sleep to wait, then woken) | $(median side-on switches) | $(median side-off switches) |"
-  say "| requests/s | $(median side-on rps) | $(median side-off rps) |"
+  say "| service CPU µs/request | $(median "$load-$layer" svc) | $(median "$load-off" svc) |"
+  say "| Redis CPU µs/request | $(median "$load-$layer" rds) | – |"
+  say "| service context switches/request (a thread put to sleep to wait, then woken) | $(median "$load-$layer" switches) | $(median "$load-off" switches) |"
+  say "| requests/s | $(median "$load-$layer" rps) | $(median "$load-off" rps) |"
 }
 
-side_table
+side_table side on "Side by side: layer on and off at once, $RATE requests/s offered to each (the goal is judged here)"
+side_table side-leased leased "Side by side: layer on with leases of up to $LEASE_TOKENS tokens and off at once, $RATE requests/s offered to each (judged here too)"
 table paced "Paced, one variant at a time: $RATE requests/s offered to each"
 table saturated "Saturated: as fast as each variant serves (different rates, so contention differs)"
 say
-say "$(verdict side judged)"
-say "$(verdict paced reported)"
-say "$(verdict saturated reported)"
+say "$(verdict side on judged)"
+say "$(verdict side-leased leased judged)"
+say "$(verdict paced on reported)"
+say "$(verdict paced leased reported)"
+say "$(verdict saturated on reported)"
+say "$(verdict saturated leased reported)"
 
 {
   echo "# \`users_api_wrk\` benchmark results"
