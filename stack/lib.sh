@@ -120,6 +120,22 @@ wait_until() {
 # wait_healthy BASE_URL [LOG_FILE]: wait until BASE_URL/healthz answers 2xx.
 wait_healthy() { wait_until 20 "$1" "${2:-}" curl -sf -o /dev/null "$1/healthz"; }
 
+# own_redis DIR: a Redis of the caller's own on a free loopback port (the
+# stack's binary, no persistence, its log DIR/redis.log), for a bench whose
+# figures must hold only its own traffic. Sets REDIS_PORT and redis_pid,
+# exports REDIS_URL and unsets REDIS_CLUSTER_URLS (set, a service would use
+# the cluster instead). The caller stops it: kill "$redis_pid".
+own_redis() {
+  REDIS_PORT="$(free_port)"
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+    --dir "$1" --logfile "$1/redis.log" &
+  redis_pid=$!
+  wait_until 10 "redis-server on port $REDIS_PORT" "$1/redis.log" \
+    sh -c "redis-cli -p $REDIS_PORT ping >/dev/null 2>&1"
+  export REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+  unset REDIS_CLUSTER_URLS
+}
+
 # -------------------------------------------------------------- the stack ---
 
 # stack_up COMPONENT...: start what is not running yet, remember it for

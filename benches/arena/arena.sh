@@ -27,7 +27,7 @@
 # ARENA_KEEP_SUMMARIES (default: a directory under /tmp, printed at the end).
 set -euo pipefail
 # log, die, need_command, ensure_venv, file_hash, free_port, port_open,
-# wait_until, wait_healthy, stack_up, stack_down, cargo_target_dir;
+# wait_until, wait_healthy, own_redis, stack_up, stack_down, cargo_target_dir;
 # REPO_ROOT, STACK_SH, STACK_RUN_DIR.
 # shellcheck source=stack/lib.sh
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../stack/lib.sh"
@@ -100,13 +100,7 @@ create_table() {
 }
 
 # The arena's own Redis: the figures hold only its traffic.
-REDIS_PORT="$(free_port)"
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
-  --dir "$RUN_DIR" --logfile "$RUN_DIR/redis.log" &
-redis_pid=$!
-wait_until 10 "redis-server on port $REDIS_PORT" "$RUN_DIR/redis.log" \
-  sh -c "redis-cli -p $REDIS_PORT ping >/dev/null 2>&1"
-export REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+own_redis "$RUN_DIR"
 
 # One keys table for both sides; the keys are issued straight into DynamoDB
 # Local (not through a proxy), before anything is measured.

@@ -40,7 +40,7 @@
 # the bench's own.
 set -euo pipefail
 # log, die, need_command, port_open, free_port, wait_until, wait_healthy,
-# stack_up, stack_down, cargo_target_dir; REPO_ROOT, STACK_SH.
+# own_redis, stack_up, stack_down, cargo_target_dir; REPO_ROOT, STACK_SH.
 # shellcheck source=stack/lib.sh
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../stack/lib.sh"
 # proc_ticks, machine_busy_ticks, pids_named, load_average, machine_summary; CLK_TCK.
@@ -94,15 +94,7 @@ API="$(cargo_target_dir)/release/users-api"
 # A Redis of the bench's own (same binary as the stack's): another program
 # using the stack's Redis during the run would add its CPU and its commands
 # to the figures.
-REDIS_PORT="$(free_port)"
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
-  --dir "$RUN_DIR" --logfile "$RUN_DIR/redis.log" &
-redis_pid=$!
-wait_until 10 "redis-server on port $REDIS_PORT" "$RUN_DIR/redis.log" \
-  sh -c "redis-cli -p $REDIS_PORT ping >/dev/null 2>&1"
-export REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
-# stack.sh env names the cluster too; set, the service would use it instead.
-unset REDIS_CLUSTER_URLS
+own_redis "$RUN_DIR"
 
 DDB_PIDS="$(pids_named java "DynamoDBLocal.*-port $DDB_PORT")"
 [ -n "$DDB_PIDS" ] || die "no java process runs DynamoDBLocal on port $DDB_PORT: start it with stack/stack.sh start dynamodb"
