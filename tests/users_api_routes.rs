@@ -213,8 +213,17 @@ async fn health_readiness_metrics_and_openapi() {
 
     api.call(Method::POST, "/api/v1/users", &[], &user("m"))
         .await;
+    // A method HTTP does not define is counted as OTHER: a label per token
+    // a client makes up would add a series (and memory) per request.
+    let brew = Method::from_bytes(b"BREW").unwrap();
+    let made_up = api.send(brew, "/api/v1/users/m", &[], "").await;
+    assert!(made_up.status.is_client_error(), "{:?}", made_up.status);
     let metrics = api.ops("/metrics").await;
     let text = metrics.json.as_str().expect("Prometheus text");
+    assert!(
+        text.contains(r#"method="OTHER""#) && !text.contains("BREW"),
+        "{text}"
+    );
     for name in [
         "http_requests_total",
         "http_request_duration_seconds",
