@@ -64,6 +64,9 @@ run_benches() {
   # The comparisons with the Flask stack, Python `limits`, redis-benchmark
   # and the plain SDK; it also runs benches/overhead.rs.
   benches/compare/compare.sh
+  # Where the service's CPU goes on a GET, and what the release profile buys.
+  benches/compare/profile_get.sh
+  benches/compare/release_profile.sh
   # Cores and Redis shards per 10k/100k/1M requests/s, from the results above.
   python3 benches/compare/sizing.py
 }

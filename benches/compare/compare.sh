@@ -15,7 +15,8 @@
 # Beside every rate, CPU time per request or per decision (from /proc or
 # `INFO cpu`): it holds still on a shared machine where rates do not. The
 # Flask baseline runs twice, under gunicorn's sync workers and under gthread
-# workers (threads, keep-alive), each a row of its own.
+# workers (threads, keep-alive), each a row of its own; so does dynagate's
+# API, as deployed by default and with local leases (opt-in).
 #
 # Settings: WRK_SECONDS (10) and WRK_CONNECTIONS (32) per wrk run, API_ROUNDS
 # (2) alternating rounds per API comparison, BENCH_SECONDS (5) for the
@@ -25,7 +26,7 @@
 # benches/overhead.rs.
 set -euo pipefail
 # log, need_command, ensure_venv, free_port, port_open, wait_until, wait_healthy,
-# stack_up, stack_down; REPO_ROOT, STACK_RUN_DIR, STACK_DIR, STACK_SH.
+# own_redis, stack_up, stack_down; REPO_ROOT, STACK_RUN_DIR, STACK_DIR, STACK_SH.
 # shellcheck source=stack/lib.sh
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../stack/lib.sh"
 # proc_ticks; CLK_TCK.
@@ -73,15 +74,8 @@ eval "$("$STACK_SH" env)"
 port_open "${AWS_ENDPOINT_URL##*:}" || stack_up dynamodb
 export AWS_DEFAULT_REGION="$AWS_REGION"
 # The run's own Redis (the stack's binary), for every section.
-REDIS_PORT="$(free_port)"
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
-  --dir "$REDIS_DIR" --logfile "$REDIS_DIR/redis.log" &
-REDIS_PID=$!
-wait_until 10 "redis-server on port $REDIS_PORT" "$REDIS_DIR/redis.log" \
-  sh -c "redis-cli -p $REDIS_PORT ping >/dev/null 2>&1"
-export REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
-# stack.sh env names the cluster too; set, the users API would use it instead.
-unset REDIS_CLUSTER_URLS
+own_redis "$REDIS_DIR"
+REDIS_PID="$redis_pid"
 
 # --- release binaries ----------------------------------------------------------
 log "building release binaries"
@@ -128,15 +122,21 @@ settle
 # against Redis and none is refused (we measure the checks, not 429s).
 RUN_ID="b$(date +%s)"
 KEY="$(RUST_LOG=error "$API" issue-key --owner bench-compare --per-second 1000000 --burst 1000000 --per-day 1000000000)"
-RUST_PORT="$(free_port)"
-# The key's read-unit reservation too: at its default a GET load is refused
-# (429) within a second, and wrk would time the refusals.
-RUST_LOG=warn IP_PER_SECOND=1000000 IP_BURST=1000000 LIMITER_PREFIX="bench-rust:$RUN_ID:" \
-  KEY_READ_UNITS_PER_SECOND=1000000 KEY_READ_UNITS_BURST=1000000 \
-  KEY_WRITE_UNITS_PER_SECOND=1000000 KEY_WRITE_UNITS_BURST=1000000 \
-  OPS_BIND_ADDR="127.0.0.1:$(free_port)" BIND_ADDR="127.0.0.1:$RUST_PORT" "$API" >"$RUN/users_api.log" 2>&1 &
-PIDS+=("$!")
-declare -A PORT=([rust]="$RUST_PORT") SERVER=([rust]="$!")
+declare -A PORT=() SERVER=()
+# rust: the layer as deployed by default; leased: the same with local leases
+# (LIMITER_LEASE_TOKENS, off by default; README, "Local leases"), reported
+# beside it. The key's read-unit reservation too: at its default a GET load
+# is refused (429) within a second, and wrk would time the refusals.
+for side in rust leased; do
+  PORT[$side]="$(free_port)"
+  leases=0; [ "$side" = leased ] && leases=32
+  RUST_LOG=warn IP_PER_SECOND=1000000 IP_BURST=1000000 LIMITER_PREFIX="bench-$side:$RUN_ID:" \
+    KEY_READ_UNITS_PER_SECOND=1000000 KEY_READ_UNITS_BURST=1000000 \
+    KEY_WRITE_UNITS_PER_SECOND=1000000 KEY_WRITE_UNITS_BURST=1000000 LIMITER_LEASE_TOKENS="$leases" \
+    OPS_BIND_ADDR="127.0.0.1:$(free_port)" BIND_ADDR="127.0.0.1:${PORT[$side]}" "$API" >"$RUN/users_api-$side.log" 2>&1 &
+  PIDS+=("$!")
+  SERVER[$side]="$!"
+done
 # flask: sync workers; gthread: the same app and worker count, threaded workers
 # with keep-alive. `exec`: the pid is gunicorn's master, its workers its children.
 for side in flask gthread; do
@@ -148,10 +148,11 @@ for side in flask gthread; do
   PIDS+=("$!")
   SERVER[$side]="$!"
 done
-wait_healthy "http://127.0.0.1:$RUST_PORT" "$RUN/users_api.log"
+wait_healthy "http://127.0.0.1:${PORT[rust]}" "$RUN/users_api-rust.log"
+wait_healthy "http://127.0.0.1:${PORT[leased]}" "$RUN/users_api-leased.log"
 wait_healthy "http://127.0.0.1:${PORT[flask]}" "$RUN/gunicorn-flask.log"
 wait_healthy "http://127.0.0.1:${PORT[gthread]}" "$RUN/gunicorn-gthread.log"
-for side in rust flask gthread; do
+for side in rust leased flask gthread; do
   port="${PORT[$side]}"
   curl -s -o /dev/null -X POST "http://127.0.0.1:$port/api/v1/users" -H "X-API-Key: $KEY" \
     -H 'Content-Type: application/json' -d "{\"user_id\":\"bench-get-$side\",\"email\":\"get@example.com\",\"name\":\"Load\"}"
@@ -185,7 +186,7 @@ wrk_run() { # SIDE METHOD ROUND
 for round in $(seq 1 "$API_ROUNDS"); do
   for method in GET POST; do
     # Alternate who goes first, so drift falls on both.
-    if [ $((round % 2)) -eq 1 ]; then order="rust flask gthread"; else order="gthread flask rust"; fi
+    if [ $((round % 2)) -eq 1 ]; then order="rust leased flask gthread"; else order="gthread flask leased rust"; fi
     for side in $order; do wrk_run "$side" "$method" "$round"; done
   done
 done
