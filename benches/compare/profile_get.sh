@@ -20,6 +20,9 @@ set -euo pipefail
 # proc_ticks, machine_summary; CLK_TCK.
 # shellcheck source=benches/compare/proc_cpu.sh
 . "$REPO_ROOT/benches/compare/proc_cpu.sh"
+# unlimited_limits, issue_bench_key.
+# shellcheck source=benches/compare/bench_key.sh
+. "$REPO_ROOT/benches/compare/bench_key.sh"
 LOG_TAG=profile_get
 cd "$REPO_ROOT"
 
@@ -52,12 +55,8 @@ API="$(cargo_target_dir)/release/users-api"
 
 own_redis "$RUN_DIR"
 
-export RUST_LOG=warn LIMITER_PREFIX="dynagate-profile-get:$$:" IP_PER_SECOND=1000000 IP_BURST=1000000 \
-  KEY_READ_UNITS_PER_SECOND=1000000 KEY_READ_UNITS_BURST=1000000 \
-  KEY_WRITE_UNITS_PER_SECOND=1000000 KEY_WRITE_UNITS_BURST=1000000
-KEY="$("$API" issue-key --owner profile-get --per-second 1000000 --burst 1000000 \
-  --per-day 1000000000 2>"$RUN_DIR/issue-key.err")" || die "issue-key failed: $(cat "$RUN_DIR/issue-key.err")"
-key_id="$(sed -nE 's/.*\(id ([^,)]+).*/\1/p' "$RUN_DIR/issue-key.err")"
+unlimited_limits "dynagate-profile-get:$$:"
+issue_bench_key "$API" profile-get "$RUN_DIR"
 PORT="$(free_port)"
 OPS_BIND_ADDR="127.0.0.1:$(free_port)" BIND_ADDR="127.0.0.1:$PORT" "$API" >"$RUN_DIR/api.log" 2>&1 &
 api_pid=$!

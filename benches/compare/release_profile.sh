@@ -26,6 +26,9 @@ set -euo pipefail
 # proc_ticks, machine_summary; CLK_TCK.
 # shellcheck source=benches/compare/proc_cpu.sh
 . "$REPO_ROOT/benches/compare/proc_cpu.sh"
+# unlimited_limits, issue_bench_key.
+# shellcheck source=benches/compare/bench_key.sh
+. "$REPO_ROOT/benches/compare/bench_key.sh"
 LOG_TAG=release_profile
 cd "$REPO_ROOT"
 
@@ -67,12 +70,8 @@ own_redis "$RUN_DIR"
 
 # compare.sh's settings: quotas no request reaches, so every request is
 # decided by the layer and admitted.
-export RUST_LOG=warn LIMITER_PREFIX="dynagate-profile:$$:" IP_PER_SECOND=1000000 IP_BURST=1000000 \
-  KEY_READ_UNITS_PER_SECOND=1000000 KEY_READ_UNITS_BURST=1000000 \
-  KEY_WRITE_UNITS_PER_SECOND=1000000 KEY_WRITE_UNITS_BURST=1000000
-KEY="$("${BIN[profile]}" issue-key --owner release-profile --per-second 1000000 --burst 1000000 \
-  --per-day 1000000000 2>"$RUN_DIR/issue-key.err")" || die "issue-key failed: $(cat "$RUN_DIR/issue-key.err")"
-key_id="$(sed -nE 's/.*\(id ([^,)]+).*/\1/p' "$RUN_DIR/issue-key.err")"
+unlimited_limits "dynagate-profile:$$:"
+issue_bench_key "${BIN[profile]}" release-profile "$RUN_DIR"
 
 say() { printf '%s\n' "$*" | tee -a "$BODY"; }
 per_request() { awk -v t="$1" -v n="$2" -v hz="$CLK_TCK" 'BEGIN {printf "%.1f", t * 1e6 / hz / n}'; }

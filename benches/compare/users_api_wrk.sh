@@ -46,6 +46,9 @@ set -euo pipefail
 # proc_ticks, machine_busy_ticks, pids_named, load_average, machine_summary; CLK_TCK.
 # shellcheck source=benches/compare/proc_cpu.sh
 . "$REPO_ROOT/benches/compare/proc_cpu.sh"
+# unlimited_limits, issue_bench_key.
+# shellcheck source=benches/compare/bench_key.sh
+. "$REPO_ROOT/benches/compare/bench_key.sh"
 LOG_TAG=users_api_wrk
 cd "$REPO_ROOT"
 
@@ -117,14 +120,9 @@ name = "lookups"
 routes = ["GET /api/v1/users/{user_id}"]
 limits = [{ name = "second", rate = 1000000, per = "second", burst = 1000000 }]
 EOF
-export RUST_LOG=warn LIMITER_PREFIX="dynagate-wrk:$$:" RATE_LIMIT_CONFIG="$RUN_DIR/rate-limits.toml" \
-  IP_PER_SECOND=1000000 IP_BURST=1000000 \
-  KEY_READ_UNITS_PER_SECOND=1000000 KEY_READ_UNITS_BURST=1000000 \
-  KEY_WRITE_UNITS_PER_SECOND=1000000 KEY_WRITE_UNITS_BURST=1000000 \
-  TABLE_CAPACITY=off API_KEYS_TABLE_CAPACITY=off
-KEY="$("$API" issue-key --owner wrk --per-second 1000000 --burst 1000000 --per-day 1000000000 2>"$RUN_DIR/issue-key.err")" ||
-  die "issue-key failed: $(cat "$RUN_DIR/issue-key.err")"
-key_id="$(sed -nE 's/.*\(id ([^,)]+).*/\1/p' "$RUN_DIR/issue-key.err")"
+unlimited_limits "dynagate-wrk:$$:"
+export RATE_LIMIT_CONFIG="$RUN_DIR/rate-limits.toml" TABLE_CAPACITY=off API_KEYS_TABLE_CAPACITY=off
+issue_bench_key "$API" wrk "$RUN_DIR"
 
 # say LINE: print it and keep it for the result file.
 say() { printf '%s\n' "$*" | tee -a "$BODY"; }
