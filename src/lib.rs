@@ -111,6 +111,7 @@
 mod breaker;
 pub mod capacity;
 mod client;
+mod direct_get;
 mod error;
 #[cfg(feature = "axum")]
 pub mod http;

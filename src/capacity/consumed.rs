@@ -72,11 +72,30 @@ pub(crate) async fn watch<F: Future>(watched: Arc<Watched>, attempt: F) -> F::Ou
 #[derive(Debug)]
 pub(crate) struct ConsumedCapacityInterceptor;
 
+/// Whether the attempt in flight should ask for `ConsumedCapacity`: a gate
+/// watches it or a usage meter is in scope.
+pub(crate) fn wanted() -> bool {
+    WATCHED.try_with(|_| ()).is_ok() || usage::in_scope()
+}
+
+/// Asks for the split by index, unless the caller asked for something already.
+pub(crate) fn ask_for_capacity(setting: &mut Option<ReturnConsumedCapacity>) {
+    setting.get_or_insert(ReturnConsumedCapacity::Indexes);
+}
+
+/// Hands what a read consumed to the usage meter and the watching gate (the
+/// direct GetItem path's share of what the interceptor does).
+pub(crate) fn record_read(capacity: Option<&ConsumedCapacity>) {
+    if let Some(capacity) = capacity {
+        record(Direction::Read, &[capacity.clone()]);
+    }
+}
+
 macro_rules! ask_for_capacity {
     ($input:expr, $($type:ty),+) => {
         $(
             if let Some(input) = $input.downcast_mut::<$type>() {
-                input.return_consumed_capacity.get_or_insert(ReturnConsumedCapacity::Indexes);
+                ask_for_capacity(&mut input.return_consumed_capacity);
                 return Ok(());
             }
         )+
@@ -140,6 +159,22 @@ fn table_share(capacity: &ConsumedCapacity) -> f64 {
     }
 }
 
+/// Charges the usage meter in scope the total, and tells the watching gate
+/// each table's share: a read on an index is reported under the index, and
+/// the gate settles reads against the total, writes against the table's share.
+fn record(direction: Direction, capacities: &[ConsumedCapacity]) {
+    usage::record(direction, capacities.iter().map(total).sum());
+    let share = match direction {
+        Direction::Read => total,
+        Direction::Write => table_share,
+    };
+    let entries: Vec<(String, f64)> = capacities
+        .iter()
+        .map(|c| (c.table_name().unwrap_or_default().to_owned(), share(c)))
+        .collect();
+    let _ = WATCHED.try_with(|watched| watched.record(entries));
+}
+
 impl Intercept for ConsumedCapacityInterceptor {
     fn name(&self) -> &'static str {
         "dynagate::ConsumedCapacity"
@@ -151,7 +186,7 @@ impl Intercept for ConsumedCapacityInterceptor {
         _: &RuntimeComponents,
         _: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if WATCHED.try_with(|_| ()).is_err() && !usage::in_scope() {
+        if !wanted() {
             return Ok(());
         }
         let input = context.input_mut();
@@ -199,15 +234,7 @@ impl Intercept for ConsumedCapacityInterceptor {
             } else {
                 Direction::Write
             };
-            usage::record(direction, capacities.iter().map(total).sum());
-            // A read on an index is reported under the index: the gate
-            // settles reads against the total, writes against the table's share.
-            let share = if reads { total } else { table_share };
-            let entries: Vec<(String, f64)> = capacities
-                .iter()
-                .map(|c| (c.table_name().unwrap_or_default().to_owned(), share(c)))
-                .collect();
-            let _ = WATCHED.try_with(|watched| watched.record(entries));
+            record(direction, &capacities);
         }
         Ok(())
     }

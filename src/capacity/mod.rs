@@ -93,7 +93,7 @@
 mod adaptive;
 mod bucket;
 mod builder;
-mod consumed;
+pub(crate) mod consumed;
 mod error;
 mod gate;
 #[cfg(any(test, feature = "test-util"))]

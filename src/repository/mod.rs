@@ -33,6 +33,7 @@ mod write;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use aws_sdk_dynamodb::operation::get_item::GetItemInput;
 use aws_sdk_dynamodb::types::AttributeValue;
 use rand::RngExt;
 use serde::Serialize;
@@ -268,19 +269,20 @@ where
         consistency: Consistency,
     ) -> Result<Option<Versioned<T>>, RepositoryError<T>> {
         let key_map = self.key_map(key)?;
+        let input = GetItemInput::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_map.clone()))
+            .consistent_read(consistency == Consistency::Strong)
+            .build()
+            // The SDK's input builders check no field: building cannot fail.
+            .expect("a GetItemInput builds");
         let output = self
             .client
-            .call(
+            .get_item(
                 Operation::read("GetItem", &self.table)
                     .units(estimate::read_units(0, consistency == Consistency::Strong))
                     .partition_key(self.partition_label(&key_map)),
-                |sdk| {
-                    sdk.get_item()
-                        .table_name(&self.table)
-                        .set_key(Some(key_map.clone()))
-                        .consistent_read(consistency == Consistency::Strong)
-                        .send()
-                },
+                input,
             )
             .await
             .map_err(|e| RepositoryError::Dynamodb(e.into()))?;

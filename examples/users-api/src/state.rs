@@ -55,7 +55,9 @@ pub async fn build(config: &Config, aws: &SdkConfig) -> Result<(AppState, RateLi
         .build()
         .map_err(|e| e.to_string())?;
     let redis = connect_redis(config).await?;
-    let mut dynamodb = ResilientClient::new(aws, policy);
+    // GetItem (every user read, every key lookup) without the SDK's
+    // orchestrator: a fraction of its CPU, the same answers and errors.
+    let mut dynamodb = ResilientClient::new(aws, policy).with_direct_get();
     if let Some(gate) = capacity_gate(config, &dynamodb, redis.clone()).await? {
         dynamodb = dynamodb.with_gate(gate);
     }

@@ -1,0 +1,110 @@
+//! What the direct path borrows from the SDK: an interceptor on the
+//! `ResilientClient`'s SDK client that, on a GetItem the SDK sends, keeps the
+//! SDK's runtime components (HTTP client, identity cache and resolvers, time
+//! source), its timeouts, and the address the SDK's endpoint rules chose for
+//! that table. The first GetItem of each table goes through the SDK; the
+//! next ones can go direct to the same address with the same credentials.
+
+use std::sync::{Arc, OnceLock, RwLock};
+
+use aws_sdk_dynamodb::config::interceptors::{
+    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
+use aws_sdk_dynamodb::operation::get_item::GetItemInput;
+use aws_smithy_types::config_bag::{Storable, StoreReplace};
+use aws_smithy_types::retry::RetryConfig;
+use aws_smithy_types::timeout::TimeoutConfig;
+use std::collections::HashMap;
+
+/// The SDK's parts, as the first captured GetItem had them.
+#[derive(Debug, Clone)]
+pub(crate) struct Borrowed {
+    pub(crate) components: RuntimeComponents,
+    pub(crate) timeouts: TimeoutConfig,
+    pub(crate) retry: RetryConfig,
+}
+
+/// What the interceptor has seen: the SDK's parts (once) and, per table, the
+/// request address its endpoint rules resolved.
+#[derive(Debug, Default)]
+pub(crate) struct Captured {
+    pub(crate) borrowed: OnceLock<Borrowed>,
+    pub(crate) addresses: RwLock<HashMap<String, String>>,
+}
+
+impl Captured {
+    /// The address of `table`, when a GetItem on it has been seen.
+    pub(crate) fn address(&self, table: &str) -> Option<String> {
+        self.addresses
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(table)
+            .cloned()
+    }
+}
+
+/// The table of the GetItem in flight, from its input to its transmission.
+#[derive(Debug, Clone)]
+struct TableInFlight(String);
+
+impl Storable for TableInFlight {
+    type Storer = StoreReplace<Self>;
+}
+
+/// Registered on the SDK client of a `ResilientClient` with direct reads on.
+#[derive(Debug, Clone)]
+pub(crate) struct CaptureInterceptor(pub(crate) Arc<Captured>);
+
+impl Intercept for CaptureInterceptor {
+    fn name(&self) -> &'static str {
+        "dynagate::DirectGetCapture"
+    }
+
+    fn read_before_serialization(
+        &self,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(input) = context.input().downcast_ref::<GetItemInput>() {
+            if let Some(table) = input.table_name() {
+                if self.0.address(table).is_none() {
+                    cfg.interceptor_state()
+                        .store_put(TableInFlight(table.to_owned()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(TableInFlight(table)) = cfg.load::<TableInFlight>().cloned() else {
+            return Ok(());
+        };
+        self.0.borrowed.get_or_init(|| Borrowed {
+            components: components.clone(),
+            timeouts: cfg
+                .load::<TimeoutConfig>()
+                .cloned()
+                .unwrap_or_else(TimeoutConfig::disabled),
+            retry: cfg
+                .load::<RetryConfig>()
+                .cloned()
+                .unwrap_or_else(RetryConfig::disabled),
+        });
+        let address = context.request().uri().to_owned();
+        self.0
+            .addresses
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(table, address);
+        Ok(())
+    }
+}
