@@ -87,7 +87,7 @@ pub(crate) fn ask_for_capacity(setting: &mut Option<ReturnConsumedCapacity>) {
 /// direct GetItem path's share of what the interceptor does).
 pub(crate) fn record_read(capacity: Option<&ConsumedCapacity>) {
     if let Some(capacity) = capacity {
-        record(Direction::Read, &[capacity.clone()]);
+        record(Direction::Read, std::slice::from_ref(capacity));
     }
 }
 

@@ -68,13 +68,14 @@ impl Intercept for CaptureInterceptor {
         _: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if let Some(input) = context.input().downcast_ref::<GetItemInput>() {
-            if let Some(table) = input.table_name() {
-                if self.0.address(table).is_none() {
-                    cfg.interceptor_state()
-                        .store_put(TableInFlight(table.to_owned()));
-                }
-            }
+        if let Some(table) = context
+            .input()
+            .downcast_ref::<GetItemInput>()
+            .and_then(GetItemInput::table_name)
+            && self.0.address(table).is_none()
+        {
+            cfg.interceptor_state()
+                .store_put(TableInFlight(table.to_owned()));
         }
         Ok(())
     }
