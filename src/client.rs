@@ -86,9 +86,10 @@ impl ResilientClient {
     /// the SDK, which shows the direct path its address, credentials and HTTP
     /// client).
     ///
-    /// It costs a fraction of the SDK's CPU per read (see
-    /// `benches/results/direct_get.md`) and answers in the SDK's types: the
-    /// same output, the same errors, the same retries and capacity charges.
+    /// It costs a fraction of the SDK's CPU per read (`benches/compare/`
+    /// `compare.sh` and `profile_get.sh` measure the users API, which has it
+    /// on) and answers in the SDK's types: the same output, the same errors,
+    /// the same retries and capacity charges.
     /// What it leaves out of the SDK's pipeline: interceptors other than
     /// dynagate's own, the user agent, correction of the signing time for a
     /// skewed clock (a skewed request fails, is classified as clock skew, and

@@ -4,87 +4,22 @@
 //! fault proxy injects), with its capacity charged; and a recording proxy in
 //! front proves which requests the SDK sent and which went direct (the SDK
 //! sends `amz-sdk-invocation-id` on every request, the direct path does not).
+//! `direct_get_errors.rs` holds the failures: each classified alike on both
+//! paths.
 
 mod common;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::operation::get_item::GetItemInput;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
-use common::TestTable;
+use common::{Seen, TestTable, recording_proxy};
 use dynagate::retry::{ErrorKind, RetryPolicy};
 use dynagate::{Direction, Operation, ResilientClient};
 use dynagate_fault_proxy::{ErrorKind as Injected, Rule, RuleSet};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-
-/// GetItem requests a recording proxy saw: sent by the SDK, and not.
-#[derive(Debug, Default, Clone, Copy, PartialEq)]
-struct Seen {
-    sdk: usize,
-    direct: usize,
-}
-
-/// A TCP proxy in front of `upstream` (host:port) that sorts each GetItem
-/// request head by whether it carries the SDK's invocation id.
-async fn recording_proxy(upstream: String) -> (String, Arc<Mutex<Seen>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let recorded = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let server = TcpStream::connect(&upstream).await.unwrap();
-            tokio::spawn(relay(client, server, recorded.clone()));
-        }
-    });
-    (url, seen)
-}
-
-async fn relay(client: TcpStream, server: TcpStream, seen: Arc<Mutex<Seen>>) {
-    let (mut client_read, mut client_write) = client.into_split();
-    let (mut server_read, mut server_write) = server.into_split();
-    let answers = tokio::spawn(async move {
-        let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
-    });
-    let mut pending: Vec<u8> = Vec::new();
-    let mut buffer = [0u8; 16 * 1024];
-    loop {
-        let n = match client_read.read(&mut buffer).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        pending.extend_from_slice(&buffer[..n]);
-        // Each request's head ends with a blank line; DynamoDB's JSON bodies
-        // have none, so every blank line ends one head.
-        while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&pending[..end]).to_ascii_lowercase();
-            if head.contains("x-amz-target: dynamodb_20120810.getitem") {
-                let mut seen = seen.lock().unwrap();
-                if head.contains("amz-sdk-invocation-id") {
-                    seen.sdk += 1;
-                } else {
-                    seen.direct += 1;
-                }
-            }
-            pending.drain(..end + 4);
-        }
-        if server_write.write_all(&buffer[..n]).await.is_err() {
-            break;
-        }
-    }
-    answers.abort();
-}
-
-fn host_port(url: &str) -> String {
-    url.trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned()
-}
 
 async fn direct_client(endpoint: &str, attempts: u32) -> ResilientClient {
     let policy = RetryPolicy::builder()
@@ -145,7 +80,7 @@ fn read(table: &str) -> Operation {
 #[tokio::test]
 async fn after_the_first_read_of_a_table_reads_go_direct_and_answer_what_the_sdk_answers() {
     let table = TestTable::create("direct-get-kinds").await;
-    let (url, seen) = recording_proxy(host_port(&common::dynamodb_endpoint())).await;
+    let (url, seen) = recording_proxy(&common::dynamodb_endpoint()).await;
     let client = direct_client(&url, 3).await;
     let item = every_kind("every");
     client
@@ -205,7 +140,7 @@ async fn after_the_first_read_of_a_table_reads_go_direct_and_answer_what_the_sdk
 #[tokio::test]
 async fn a_service_error_comes_back_as_the_sdks_with_its_code() {
     let table = TestTable::create("direct-get-errors").await;
-    let (url, seen) = recording_proxy(host_port(&common::dynamodb_endpoint())).await;
+    let (url, seen) = recording_proxy(&common::dynamodb_endpoint()).await;
     let client = direct_client(&url, 3).await;
     client
         .get_item(read(table.name()), get(table.name(), "a"))
@@ -287,7 +222,7 @@ async fn injected_throttles_on_the_direct_path_are_classified_and_retried() {
 #[tokio::test]
 async fn a_direct_read_is_charged_what_dynamodb_reports() {
     let table = TestTable::create("direct-get-usage").await;
-    let (url, seen) = recording_proxy(host_port(&common::dynamodb_endpoint())).await;
+    let (url, seen) = recording_proxy(&common::dynamodb_endpoint()).await;
     let client = direct_client(&url, 3).await;
     client
         .sdk()

@@ -28,6 +28,7 @@ pub mod ledger;
 pub mod limiter_script;
 mod proxy;
 pub mod query_table;
+mod recording_proxy;
 mod redis;
 pub mod through_proxy;
 mod throwaway_redis;
@@ -44,6 +45,8 @@ pub use self::dynamodb::*;
 pub use self::env::*;
 #[allow(unused_imports)]
 pub use self::proxy::*;
+#[allow(unused_imports)]
+pub use self::recording_proxy::{Seen, recording_proxy};
 #[allow(unused_imports)]
 pub use self::redis::*;
 #[allow(unused_imports)]
