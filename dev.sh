@@ -58,6 +58,7 @@ run_benches() {
   cargo bench --bench goodput
   cargo bench --bench list_charge
   cargo bench --bench limiter
+  cargo bench --bench direct_get
   cargo bench --bench cluster_spread
   benches/compare/users_api_wrk.sh
   benches/arena/arena.sh
