@@ -21,6 +21,7 @@ import sys
 PARTS = [
     ("dynagate: rate-limit layer", r"dynagate::http::(service|checks|charge|response|headers|client_ip|auth|lockout|penalty|policy)"),
     ("dynagate: limiter", r"dynagate::limiter"),
+    ("dynagate: direct GetItem (its JSON; signing counts as the SDK's)", r"dynagate::direct_get"),
     ("dynagate: repository, retries, capacity", r"dynagate::(repository|client|retry|capacity|breaker|operation|usage)"),
     ("users API (the example's handlers and middlewares)", r"users_api::"),
     ("AWS SDK (serialise, sign, send, parse)", r"aws_smithy|aws_sdk|aws_sigv4|aws_runtime|aws_credential"),
