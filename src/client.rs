@@ -82,9 +82,10 @@ impl ResilientClient {
 
     /// Sends [`get_item`](ResilientClient::get_item) calls as one signed
     /// request each, without the SDK's orchestrator, once the SDK has sent a
-    /// GetItem on the same table (the first one per table still goes through
-    /// the SDK, which shows the direct path its address, credentials and HTTP
-    /// client).
+    /// `get_item` on the same table (the first one per table still goes
+    /// through the SDK, which shows the direct path its address, credentials
+    /// and HTTP client; a GetItem sent through [`call`](ResilientClient::call),
+    /// which may override the SDK's configuration, shows it nothing).
     ///
     /// It costs a fraction of the SDK's CPU per read (`benches/compare/`
     /// `compare.sh` and `profile_get.sh` measure the users API, which has it
@@ -175,23 +176,24 @@ impl ResilientClient {
             let direct = self.direct.clone();
             let sdk = sdk.clone();
             async move {
-                let input = match direct {
-                    Some(direct) => match direct.send(input).await {
-                        Ok(outcome) => return outcome,
-                        Err(not_yet) => not_yet,
-                    },
-                    None => input,
+                let send = |input: GetItemInput| {
+                    sdk.get_item()
+                        .set_table_name(input.table_name)
+                        .set_key(input.key)
+                        .set_attributes_to_get(input.attributes_to_get)
+                        .set_consistent_read(input.consistent_read)
+                        .set_return_consumed_capacity(input.return_consumed_capacity)
+                        .set_projection_expression(input.projection_expression)
+                        .set_expression_attribute_names(input.expression_attribute_names)
+                        .send()
                 };
-                sdk.get_item()
-                    .set_table_name(input.table_name)
-                    .set_key(input.key)
-                    .set_attributes_to_get(input.attributes_to_get)
-                    .set_consistent_read(input.consistent_read)
-                    .set_return_consumed_capacity(input.return_consumed_capacity)
-                    .set_projection_expression(input.projection_expression)
-                    .set_expression_attribute_names(input.expression_attribute_names)
-                    .send()
-                    .await
+                match direct {
+                    Some(direct) => match direct.send(input).await {
+                        Ok(outcome) => outcome,
+                        Err(not_yet) => direct.through_sdk(send(not_yet)).await,
+                    },
+                    None => send(input).await,
+                }
             }
         })
         .await

@@ -246,3 +246,36 @@ async fn a_direct_read_is_charged_what_dynamodb_reports() {
     );
     assert_eq!(direct_usage.units(Direction::Read), charged);
 }
+
+#[tokio::test]
+async fn a_getitem_sent_through_call_shows_the_direct_path_nothing() {
+    // `call` hands the caller the SDK client, and the caller may override its
+    // configuration per call (another endpoint, other credentials): what such
+    // a call resolved must not become every later read's.
+    let table = TestTable::create("direct-get-call").await;
+    let (url, seen) = recording_proxy(&common::dynamodb_endpoint()).await;
+    let client = direct_client(&url, 3).await;
+    client
+        .call(read(table.name()), |sdk| {
+            sdk.get_item()
+                .table_name(table.name())
+                .key("pk", AttributeValue::S("a".into()))
+                .send()
+        })
+        .await
+        .unwrap();
+    client
+        .get_item(read(table.name()), get(table.name(), "a"))
+        .await
+        .unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        Seen { sdk: 2, direct: 0 },
+        "the first get_item still through the SDK"
+    );
+    client
+        .get_item(read(table.name()), get(table.name(), "a"))
+        .await
+        .unwrap();
+    assert_eq!(*seen.lock().unwrap(), Seen { sdk: 2, direct: 1 });
+}

@@ -4,6 +4,12 @@
 //! source), its timeouts, and the address the SDK's endpoint rules chose for
 //! that table. The first GetItem of each table goes through the SDK; the
 //! next ones can go direct to the same address with the same credentials.
+//!
+//! Only a GetItem that [`DirectGet::through_sdk`](super::DirectGet) sends is
+//! captured: one `ResilientClient::get_item` built from the client's own
+//! configuration. A GetItem a caller sends through `ResilientClient::call`
+//! may carry a per-call configuration override (another endpoint, other
+//! credentials); what it resolved must not become every later read's.
 
 use std::sync::{Arc, OnceLock, RwLock};
 
@@ -45,6 +51,18 @@ impl Captured {
     }
 }
 
+tokio::task_local! {
+    /// Set around the SDK fallback of `ResilientClient::get_item`: the only
+    /// GetItem whose parts are captured.
+    static CAPTURING: ();
+}
+
+/// Runs `send` (a GetItem through the SDK, without overrides) so that the
+/// interceptor captures what it resolved.
+pub(crate) async fn capturing<F: std::future::Future>(send: F) -> F::Output {
+    CAPTURING.scope((), send).await
+}
+
 /// The table of the GetItem in flight, from its input to its transmission.
 #[derive(Debug, Clone)]
 struct TableInFlight(String);
@@ -68,6 +86,9 @@ impl Intercept for CaptureInterceptor {
         _: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        if CAPTURING.try_with(|_| ()).is_err() {
+            return Ok(());
+        }
         if let Some(table) = context
             .input()
             .downcast_ref::<GetItemInput>()

@@ -70,6 +70,12 @@ impl DirectGet {
         (DirectGet { captured, region }, interceptor)
     }
 
+    /// Sends `send`, a GetItem through the SDK built from `input` alone, so
+    /// that what it resolves is captured for the next direct calls.
+    pub(crate) async fn through_sdk<F: std::future::Future>(&self, send: F) -> F::Output {
+        capture::capturing(send).await
+    }
+
     /// Sends `input` directly, or gives it back when its table has not been
     /// seen through the SDK yet (the caller then sends it through the SDK,
     /// which captures what the next call needs).
