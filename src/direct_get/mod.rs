@@ -80,7 +80,14 @@ impl DirectGet {
     /// seen through the SDK yet (the caller then sends it through the SDK,
     /// which captures what the next call needs).
     pub(crate) async fn send(&self, input: GetItemInput) -> Result<Outcome, GetItemInput> {
-        let Some(borrowed) = self.captured.borrowed.get() else {
+        // A client that does not sign with SigV4 (anonymous, a bearer
+        // token) keeps the SDK path: the direct path only signs SigV4.
+        let Some(borrowed) = self
+            .captured
+            .borrowed
+            .get()
+            .filter(|b| b.components.identity_resolver(SIGV4).is_some())
+        else {
             return Err(input);
         };
         let Some(address) = input.table_name().and_then(|t| self.captured.address(t)) else {
