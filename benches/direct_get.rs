@@ -24,7 +24,7 @@ use aws_sdk_dynamodb::operation::get_item::GetItemInput;
 use aws_sdk_dynamodb::types::AttributeValue;
 use common::cpu::{own_ticks, ticks_to_duration};
 use common::results::{Results, say};
-use common::{create_table, endpoint, env_number, local_config};
+use common::{create_table, endpoint, env_number, local_config, seed_items};
 use dynagate::retry::RetryPolicy;
 use dynagate::{Operation, ResilientClient};
 
@@ -108,16 +108,7 @@ async fn main() {
     let sdk = Client::new(&config);
     let table: Arc<str> = format!("dynagate-direct-get-{}", std::process::id()).into();
     create_table(&sdk, &table).await;
-    let payload = AttributeValue::S("x".repeat(200));
-    for i in 0..ITEMS {
-        sdk.put_item()
-            .table_name(&*table)
-            .item("pk", AttributeValue::S(format!("item-{i}")))
-            .item("payload", payload.clone())
-            .send()
-            .await
-            .expect("seeding the table");
-    }
+    seed_items(&sdk, &table, ITEMS).await;
 
     let sides = [
         (

@@ -38,7 +38,7 @@
 mod common;
 
 use common::results::{Results, say};
-use common::{create_table, endpoint, env_number, local_config};
+use common::{create_table, endpoint, env_number, local_config, seed_items};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -272,16 +272,7 @@ async fn main() {
     let table: Arc<str> = format!("dynagate-overhead-{}", std::process::id()).into();
     create_table(&sdk, &table).await;
 
-    let payload = AttributeValue::S("x".repeat(200));
-    for i in 0..ITEMS {
-        sdk.put_item()
-            .table_name(&*table)
-            .item("pk", AttributeValue::S(format!("item-{i}")))
-            .item("payload", payload.clone())
-            .send()
-            .await
-            .expect("seeding the table");
-    }
+    seed_items(&sdk, &table, ITEMS).await;
 
     let variants = [
         Variant::Sdk(

@@ -13,7 +13,8 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::{Credentials, Region, SharedCredentialsProvider};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType,
 };
 
 /// A whole-number setting from the environment, or `default`.
@@ -71,4 +72,21 @@ pub async fn create_table(admin: &Client, name: &str) {
                 endpoint()
             )
         });
+}
+
+/// Puts `items` items of about 200 bytes into `table` (created by
+/// [`create_table`]): partition keys `item-0` to `item-{items - 1}`, each
+/// with a `payload` string, for benches that read or overwrite them.
+pub async fn seed_items(admin: &Client, table: &str, items: u64) {
+    let payload = AttributeValue::S("x".repeat(200));
+    for i in 0..items {
+        admin
+            .put_item()
+            .table_name(table)
+            .item("pk", AttributeValue::S(format!("item-{i}")))
+            .item("payload", payload.clone())
+            .send()
+            .await
+            .expect("seeding the table");
+    }
 }
