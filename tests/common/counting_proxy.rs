@@ -3,8 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use super::tcp_relay;
 
 /// A TCP proxy to Redis that records the name of every command clients send.
 pub struct CountingProxy {
@@ -14,50 +13,25 @@ pub struct CountingProxy {
 
 impl CountingProxy {
     pub async fn start(upstream: String) -> CountingProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("redis://{}", listener.local_addr().unwrap());
         let commands = Arc::new(Mutex::new(Vec::new()));
         let recorded = Arc::clone(&commands);
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let server = TcpStream::connect(&upstream).await.unwrap();
-                tokio::spawn(relay(client, server, Arc::clone(&recorded)));
-            }
-        });
-        CountingProxy { url, commands }
+        // What redis-rs writes: RESP arrays of bulk strings.
+        let address = tcp_relay::start(upstream, move |pending| {
+            let (name, used) = parse_command(pending)?;
+            recorded.lock().unwrap().push(name);
+            Some(used)
+        })
+        .await;
+        CountingProxy {
+            url: format!("redis://{address}"),
+            commands,
+        }
     }
 
     /// The commands sent since the last call.
     pub fn take(&self) -> Vec<String> {
         std::mem::take(&mut *self.commands.lock().unwrap())
     }
-}
-
-/// Copies both ways, parsing what the client sends (RESP arrays of bulk
-/// strings, all redis-rs writes) to record each command's name.
-async fn relay(client: TcpStream, server: TcpStream, commands: Arc<Mutex<Vec<String>>>) {
-    let (mut client_read, mut client_write) = client.into_split();
-    let (mut server_read, mut server_write) = server.into_split();
-    let replies = tokio::spawn(async move {
-        let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
-    });
-    let mut pending = Vec::new();
-    let mut buffer = [0u8; 16 * 1024];
-    loop {
-        let n = match client_read.read(&mut buffer).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        pending.extend_from_slice(&buffer[..n]);
-        while let Some((name, used)) = parse_command(&pending) {
-            commands.lock().unwrap().push(name);
-            pending.drain(..used);
-        }
-        if server_write.write_all(&buffer[..n]).await.is_err() {
-            break;
-        }
-    }
-    replies.abort();
 }
 
 /// The name of the first complete command in `bytes` and its length.

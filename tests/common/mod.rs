@@ -30,6 +30,7 @@ mod proxy;
 pub mod query_table;
 mod recording_proxy;
 mod redis;
+mod tcp_relay;
 pub mod through_proxy;
 mod throwaway_redis;
 pub mod wire;
