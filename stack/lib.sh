@@ -120,6 +120,14 @@ wait_until() {
 # wait_healthy BASE_URL [LOG_FILE]: wait until BASE_URL/healthz answers 2xx.
 wait_healthy() { wait_until 20 "$1" "${2:-}" curl -sf -o /dev/null "$1/healthz"; }
 
+# stop_pid PID: stop a process the caller started and reap it; nothing when
+# PID is empty or the process is gone. For EXIT traps.
+stop_pid() {
+  [ -n "$1" ] || return 0
+  kill "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
 # own_redis DIR: a Redis of the caller's own on a free loopback port (the
 # stack's binary, no persistence, its log DIR/redis.log), for a bench whose
 # figures must hold only its own traffic. Sets REDIS_PORT and redis_pid,
@@ -155,6 +163,15 @@ stack_up() {
 stack_down() {
   if [ "${#STACK_STARTED[@]}" -gt 0 ]; then "$STACK_SH" stop "${STACK_STARTED[@]}"; fi
   STACK_STARTED=()
+}
+
+# dynamodb_up: load the stack's environment and use the DynamoDB Local it
+# names, even one another checkout started; start it (stack_down stops it)
+# only when nothing answers there. Sets DDB_PORT.
+dynamodb_up() {
+  eval "$("$STACK_SH" env)"
+  DDB_PORT="${AWS_ENDPOINT_URL##*:}"
+  port_open "$DDB_PORT" || stack_up dynamodb
 }
 
 # cargo_target_dir: where cargo puts its binaries.

@@ -73,9 +73,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-eval "$("$STACK_SH" env)"
-DDB_PORT="${AWS_ENDPOINT_URL##*:}"
-port_open "$DDB_PORT" || stack_up dynamodb
+dynamodb_up
 export AWS_DEFAULT_REGION="$AWS_REGION" REGION="$AWS_REGION"
 # dynamodb_call.
 # shellcheck source=stack/dynamodb_api.sh

@@ -62,7 +62,7 @@ cleanup() {
   local pid
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  if [ -n "$REDIS_PID" ]; then kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true; fi
+  stop_pid "$REDIS_PID"
   rm -rf "$REDIS_DIR"
   stack_down || true
 }
@@ -70,8 +70,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 # The DynamoDB Local `stack/stack.sh env` names, even one another checkout
 # started; started here (and stopped on exit) only when nothing answers there.
-eval "$("$STACK_SH" env)"
-port_open "${AWS_ENDPOINT_URL##*:}" || stack_up dynamodb
+dynamodb_up
 export AWS_DEFAULT_REGION="$AWS_REGION"
 # The run's own Redis (the stack's binary), for every section.
 own_redis "$REDIS_DIR"

@@ -39,15 +39,14 @@ need_command curl
 RUN_DIR="$(mktemp -d)"
 redis_pid="" api_pid=""
 cleanup() {
-  if [ -n "$api_pid" ]; then kill "$api_pid" 2>/dev/null || true; wait "$api_pid" 2>/dev/null || true; fi
-  if [ -n "$redis_pid" ]; then kill "$redis_pid" 2>/dev/null || true; wait "$redis_pid" 2>/dev/null || true; fi
+  stop_pid "$api_pid"
+  stop_pid "$redis_pid"
   rm -rf "$RUN_DIR"
   stack_down || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-eval "$("$STACK_SH" env)"
-port_open "${AWS_ENDPOINT_URL##*:}" || stack_up dynamodb
+dynamodb_up
 
 log "building the users API (release)"
 cargo build -q --release -p users-api

@@ -49,14 +49,13 @@ BODY="$RUN_DIR/body.md"
 redis_pid="" SERVED_PIDS=()
 cleanup() {
   for pid in "${SERVED_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  if [ -n "$redis_pid" ]; then kill "$redis_pid" 2>/dev/null || true; wait "$redis_pid" 2>/dev/null || true; fi
+  stop_pid "$redis_pid"
   rm -rf "$RUN_DIR"
   stack_down || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-eval "$("$STACK_SH" env)"
-port_open "${AWS_ENDPOINT_URL##*:}" || stack_up dynamodb
+dynamodb_up
 
 log "building the users API: the workspace's release profile, and cargo's default one"
 cargo build -q --release -p users-api

@@ -79,16 +79,14 @@ api_pid="" redis_pid="" key_id="" SERVED_PIDS=()
 cleanup() {
   for pid in "${SERVED_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   if [ -n "$key_id" ]; then "$API" revoke-key --key-id "$key_id" >/dev/null 2>&1 || true; fi
-  if [ -n "$redis_pid" ]; then kill "$redis_pid" 2>/dev/null || true; wait "$redis_pid" 2>/dev/null || true; fi
+  stop_pid "$redis_pid"
   rm -rf "$RUN_DIR"
   stack_down || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 # The endpoints and credentials of the local stack, even one another checkout started.
-eval "$("$STACK_SH" env)"
-DDB_PORT="${AWS_ENDPOINT_URL##*:}"
-port_open "$DDB_PORT" || stack_up dynamodb
+dynamodb_up
 
 log "building the users API (release)"
 cargo build -q --release -p users-api
