@@ -19,24 +19,81 @@ use aws_sdk_dynamodb::config::interceptors::{
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::operation::get_item::GetItemInput;
-use aws_smithy_types::config_bag::{Storable, StoreReplace};
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::identity::SharedIdentityResolver;
+use aws_smithy_runtime_api::client::runtime_components::GetIdentityResolver;
+use aws_smithy_types::config_bag::{FrozenLayer, Layer, Storable, StoreReplace};
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 use std::collections::HashMap;
+use std::time::Duration;
 
-/// The SDK's parts, as the first captured GetItem had them.
+use super::SIGV4;
+
+/// The SDK's parts, as the first captured GetItem had them, with everything
+/// the direct path needs from them derived once.
 #[derive(Debug, Clone)]
 pub(crate) struct Borrowed {
     pub(crate) components: RuntimeComponents,
-    pub(crate) timeouts: TimeoutConfig,
-    pub(crate) retry: RetryConfig,
+    /// The SigV4 credentials provider (the identity cache resolves through it).
+    pub(crate) resolver: SharedIdentityResolver,
+    /// The SDK's HTTP connector, with its connect and read timeouts.
+    pub(crate) connector: SharedHttpConnector,
+    /// The timeout and retry settings the identity cache reads (to bound a
+    /// credentials load).
+    pub(crate) settings: FrozenLayer,
+    /// The tighter of the SDK's operation and attempt timeouts, which its
+    /// orchestrator would have applied to a single attempt.
+    pub(crate) attempt_timeout: Option<Duration>,
+}
+
+impl Borrowed {
+    /// `None` when the SDK client cannot be gone around: it does not sign
+    /// with SigV4 (anonymous, a bearer token) or has no HTTP client.
+    fn from_sdk(components: &RuntimeComponents, cfg: &ConfigBag) -> Option<Borrowed> {
+        let resolver = components.identity_resolver(SIGV4)?;
+        let timeouts = cfg
+            .load::<TimeoutConfig>()
+            .cloned()
+            .unwrap_or_else(TimeoutConfig::disabled);
+        let mut settings = HttpConnectorSettings::builder();
+        settings.set_connect_timeout(timeouts.connect_timeout());
+        settings.set_read_timeout(timeouts.read_timeout());
+        let connector = components
+            .http_client()?
+            .http_connector(&settings.build(), components);
+        let attempt_timeout = match (
+            timeouts.operation_timeout(),
+            timeouts.operation_attempt_timeout(),
+        ) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let mut layer = Layer::new("dynagate::direct_get");
+        layer.store_put(timeouts);
+        layer.store_put(
+            cfg.load::<RetryConfig>()
+                .cloned()
+                .unwrap_or_else(RetryConfig::disabled),
+        );
+        Some(Borrowed {
+            components: components.clone(),
+            resolver,
+            connector,
+            settings: layer.freeze(),
+            attempt_timeout,
+        })
+    }
 }
 
 /// What the interceptor has seen: the SDK's parts (once) and, per table, the
 /// request address its endpoint rules resolved.
 #[derive(Debug, Default)]
 pub(crate) struct Captured {
-    pub(crate) borrowed: OnceLock<Borrowed>,
+    /// `None` inside: the client cannot be gone around (see `Borrowed::from_sdk`).
+    pub(crate) borrowed: OnceLock<Option<Borrowed>>,
     pub(crate) addresses: RwLock<HashMap<String, String>>,
 }
 
@@ -110,17 +167,9 @@ impl Intercept for CaptureInterceptor {
         let Some(TableInFlight(table)) = cfg.load::<TableInFlight>().cloned() else {
             return Ok(());
         };
-        self.0.borrowed.get_or_init(|| Borrowed {
-            components: components.clone(),
-            timeouts: cfg
-                .load::<TimeoutConfig>()
-                .cloned()
-                .unwrap_or_else(TimeoutConfig::disabled),
-            retry: cfg
-                .load::<RetryConfig>()
-                .cloned()
-                .unwrap_or_else(RetryConfig::disabled),
-        });
+        self.0
+            .borrowed
+            .get_or_init(|| Borrowed::from_sdk(components, cfg));
         let address = context.request().uri().to_owned();
         self.0
             .addresses

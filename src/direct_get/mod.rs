@@ -28,7 +28,6 @@ pub(crate) mod capture;
 pub(crate) mod wire;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::SdkError;
@@ -36,12 +35,11 @@ use aws_sdk_dynamodb::operation::get_item::{GetItemError, GetItemInput, GetItemO
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::auth::AuthSchemeId;
-use aws_smithy_runtime_api::client::http::{HttpClient, HttpConnector, HttpConnectorSettings};
+use aws_smithy_runtime_api::client::http::HttpConnector;
 use aws_smithy_runtime_api::client::identity::ResolveCachedIdentity;
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
-use aws_smithy_runtime_api::client::runtime_components::GetIdentityResolver;
 use aws_smithy_types::body::SdkBody;
-use aws_smithy_types::config_bag::{ConfigBag, Layer};
+use aws_smithy_types::config_bag::ConfigBag;
 use http_body_util::BodyExt;
 
 use crate::capacity::consumed;
@@ -50,7 +48,7 @@ use capture::{Borrowed, CaptureInterceptor, Captured};
 /// The signing name of DynamoDB.
 const SERVICE: &str = "dynamodb";
 /// The SDK's identifier of SigV4 (`aws_runtime::auth::sigv4::SCHEME_ID`).
-const SIGV4: AuthSchemeId = AuthSchemeId::new("sigv4");
+pub(crate) const SIGV4: AuthSchemeId = AuthSchemeId::new("sigv4");
 
 type Outcome = Result<GetItemOutput, SdkError<GetItemError, HttpResponse>>;
 
@@ -80,21 +78,14 @@ impl DirectGet {
     /// seen through the SDK yet (the caller then sends it through the SDK,
     /// which captures what the next call needs).
     pub(crate) async fn send(&self, input: GetItemInput) -> Result<Outcome, GetItemInput> {
-        // A client that does not sign with SigV4 (anonymous, a bearer
-        // token) keeps the SDK path: the direct path only signs SigV4.
-        let Some(borrowed) = self
-            .captured
-            .borrowed
-            .get()
-            .filter(|b| b.components.identity_resolver(SIGV4).is_some())
-        else {
+        let Some(borrowed) = self.captured.borrowed.get().and_then(Option::as_ref) else {
             return Err(input);
         };
         let Some(address) = input.table_name().and_then(|t| self.captured.address(t)) else {
             return Err(input);
         };
         let call = self.call(borrowed, &address, input);
-        Ok(match attempt_timeout(borrowed) {
+        Ok(match borrowed.attempt_timeout {
             Some(limit) => match tokio::time::timeout(limit, call).await {
                 Ok(outcome) => outcome,
                 Err(elapsed) => Err(SdkError::timeout_error(elapsed)),
@@ -112,16 +103,8 @@ impl DirectGet {
             .signed(borrowed, address, body)
             .await
             .map_err(SdkError::construction_failure)?;
-        let components = &borrowed.components;
-        let client = components.http_client().ok_or_else(|| {
-            SdkError::construction_failure("the SDK client has no HTTP client to send with")
-        })?;
-        let mut settings = HttpConnectorSettings::builder();
-        settings.set_connect_timeout(borrowed.timeouts.connect_timeout());
-        settings.set_read_timeout(borrowed.timeouts.read_timeout());
-        let settings = settings.build();
-        let response = client
-            .http_connector(&settings, components)
+        let response = borrowed
+            .connector
             .call(request)
             .await
             .map_err(SdkError::dispatch_failure)?;
@@ -160,16 +143,11 @@ impl DirectGet {
         body: Vec<u8>,
     ) -> Result<HttpRequest, Box<dyn std::error::Error + Send + Sync>> {
         let components = &borrowed.components;
-        let resolver = components
-            .identity_resolver(SIGV4)
-            .ok_or("the SDK client has no SigV4 credentials provider")?;
-        let mut layer = Layer::new("dynagate::direct_get");
-        layer.store_put(borrowed.timeouts.clone());
-        layer.store_put(borrowed.retry.clone());
-        let cfg = ConfigBag::of_layers(vec![layer]);
+        let mut cfg = ConfigBag::base();
+        cfg.push_shared_layer(borrowed.settings.clone());
         let identity = components
             .identity_cache()
-            .resolve_cached_identity(resolver, components, &cfg)
+            .resolve_cached_identity(borrowed.resolver.clone(), components, &cfg)
             .await?;
         let uri: http::Uri = address.parse()?;
         let host = uri
@@ -210,18 +188,5 @@ impl DirectGet {
             parts,
             SdkBody::from(body),
         ))?)
-    }
-}
-
-/// The tighter of the SDK's operation and attempt timeouts, which its
-/// orchestrator would have applied to this single attempt.
-fn attempt_timeout(borrowed: &Borrowed) -> Option<Duration> {
-    let timeouts = &borrowed.timeouts;
-    match (
-        timeouts.operation_timeout(),
-        timeouts.operation_attempt_timeout(),
-    ) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
     }
 }
